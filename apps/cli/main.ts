@@ -1,0 +1,51 @@
+import { parseArgs } from 'node:util';
+import { loadEarshotConfig } from '../shared/src/config.js';
+import { isEarshotError } from '../shared/src/errors.js';
+import { infraCommand } from './src/commands/infra.command.js';
+import { startCommand } from './src/commands/start.command.js';
+import { testCommand } from './src/commands/test.command.js';
+
+/**
+ * `earshot <command>`: one executable for the gateway, its servers and its tests (SPEC 11).
+ * Failures print one line (`earshot: <reason>`) and exit non-zero.
+ */
+const USAGE = `Usage: earshot <command> [options]
+
+Commands:
+  start                 run the gateway (embedded mode by default)
+  infra up|down|status  run the local Kafka, schema registry and ClickHouse on loopback
+  test                  lint, type-check, bring the servers up and run every test
+
+Run 'earshot <command> --help' for a command's options.
+Settings come from EARSHOT_* environment variables (and EARSHOT_CONFIG_FILE); see README.md.`;
+
+const commands: Record<string, (argv: string[], config: () => ReturnType<typeof loadEarshotConfig>) => Promise<number>> = {
+  start: startCommand,
+  infra: infraCommand,
+  test: testCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(USAGE);
+    return name === undefined ? 1 : 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`earshot: unknown command '${name}'\n\n${USAGE}`);
+    return 2;
+  }
+  return command(rest, () => loadEarshotConfig());
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    const message = isEarshotError(error) || (error as { usage?: boolean }).usage ? (error as Error).message : String((error as Error).stack ?? error);
+    console.error(`earshot: ${message}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,252 @@
+import kafkajs, { type Admin, type Consumer, type Kafka, type Producer } from 'kafkajs';
+import { EarshotError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type {
+  CommitOffset,
+  ConsumerOptions,
+  EventLog,
+  EventLogConsumer,
+  LogRecord,
+  ProduceRecord,
+  RecordBatch,
+  TopicDescription,
+  TopicPartition,
+} from '../ports/event-log.port.js';
+import type { TopicSpec } from '../topics.js';
+import { SchemaRegistryCodec } from './schema-registry-codec.js';
+
+const { Kafka: KafkaClient, logLevel, Partitioners, ConfigResourceTypes } = kafkajs;
+
+/**
+ * Kafka adapter (distributed mode). kafkajs is unmaintained upstream, so it stays behind
+ * this file: nothing else in the project imports it. Values are Avro in the Confluent wire
+ * format (SchemaRegistryCodec); keys are plain UTF-8 Call SIDs, so Kafka's default
+ * partitioner keeps one call in one partition.
+ */
+export interface KafkaEventLogOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly schemaRegistryUrl: string;
+  readonly partitions: number;
+  readonly logger: Logger;
+  readonly fetchMaxWaitMs?: number;
+  readonly heartbeatMs?: number;
+  readonly sessionTimeoutMs?: number;
+}
+
+export class KafkaEventLog implements EventLog {
+  readonly kind = 'kafka' as const;
+  readonly codec: SchemaRegistryCodec;
+  private readonly kafka: Kafka;
+  private admin: Admin | undefined;
+  private producer: Promise<Producer> | undefined;
+  private readonly consumers = new Set<KafkaConsumer>();
+
+  constructor(readonly options: KafkaEventLogOptions) {
+    this.codec = new SchemaRegistryCodec(options.schemaRegistryUrl);
+    const log = options.logger.child({ component: 'kafkajs' });
+    this.kafka = new KafkaClient({
+      clientId: options.clientId,
+      brokers: [...options.brokers],
+      logLevel: logLevel.WARN,
+      retry: { initialRetryTime: 100, retries: 8 },
+      logCreator:
+        () =>
+        ({ level, log: entry }) => {
+          const { message, ...rest } = entry;
+          if (level <= logLevel.ERROR) log.error(rest, message);
+          else if (level === logLevel.WARN) log.warn(rest, message);
+          else log.debug(rest, message);
+        },
+    });
+  }
+
+  async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
+    const admin = await this.connectAdmin();
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: specs.map((spec) => ({
+        topic: spec.name,
+        numPartitions: this.options.partitions,
+        replicationFactor: 1,
+        configEntries: [
+          { name: 'cleanup.policy', value: spec.compacted ? 'compact' : 'delete' },
+          { name: 'retention.ms', value: String(spec.retentionMs ?? -1) },
+        ],
+      })),
+    });
+    for (const spec of specs) await this.codec.register(spec);
+  }
+
+  async describeTopic(name: string): Promise<TopicDescription> {
+    const admin = await this.connectAdmin();
+    const metadata = await admin.fetchTopicMetadata({ topics: [name] });
+    const configs = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: ConfigResourceTypes.TOPIC, name, configNames: ['cleanup.policy', 'retention.ms'] }],
+    });
+    const entries = configs.resources[0]?.configEntries ?? [];
+    const value = (key: string): string | undefined => entries.find((e) => e.configName === key)?.configValue;
+    const retention = Number(value('retention.ms'));
+    return {
+      name,
+      partitions: metadata.topics[0]?.partitions.length ?? 0,
+      compacted: (value('cleanup.policy') ?? '').split(',').includes('compact'),
+      retentionMs: retention >= 0 ? retention : null,
+    };
+  }
+
+  async produce<T>(topic: TopicSpec<T>, records: readonly ProduceRecord<T>[]): Promise<void> {
+    // Encode everything first: one invalid record rejects the whole call and sends nothing.
+    const now = Date.now();
+    const messages = await Promise.all(
+      records.map(async (r) => ({
+        key: r.key,
+        value: await this.codec.encode(topic, r.value),
+        timestamp: String(r.timestampMs ?? now),
+      })),
+    );
+    const producer = await this.connectProducer();
+    try {
+      await producer.send({ topic: topic.name, messages, acks: -1 });
+    } catch (error) {
+      throw new EarshotError('EARSHOT_EVENT_LOG_UNAVAILABLE', `cannot produce to ${topic.name}: ${(error as Error).message}`, {
+        retriable: true,
+        fields: { topic: topic.name, records: records.length },
+        cause: error,
+      });
+    }
+  }
+
+  createConsumer(options: ConsumerOptions): EventLogConsumer {
+    const consumer = new KafkaConsumer(this, options, () => this.consumers.delete(consumer));
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  async close(): Promise<void> {
+    for (const consumer of [...this.consumers]) await consumer.stop();
+    if (this.producer) await (await this.producer).disconnect();
+    if (this.admin) await this.admin.disconnect();
+  }
+
+  newKafkaConsumer(groupId: string): Consumer {
+    return this.kafka.consumer({
+      groupId,
+      sessionTimeout: this.options.sessionTimeoutMs ?? 10000,
+      heartbeatInterval: this.options.heartbeatMs ?? 1000,
+      maxWaitTimeInMs: this.options.fetchMaxWaitMs ?? 100,
+      allowAutoTopicCreation: false,
+      retry: { initialRetryTime: 100, retries: 8 },
+    });
+  }
+
+  async connectAdmin(): Promise<Admin> {
+    if (!this.admin) {
+      const admin = this.kafka.admin();
+      await admin.connect();
+      this.admin = admin;
+    }
+    return this.admin;
+  }
+
+  private connectProducer(): Promise<Producer> {
+    if (!this.producer) {
+      const producer = this.kafka.producer({
+        createPartitioner: Partitioners.DefaultPartitioner,
+        allowAutoTopicCreation: false,
+        idempotent: false,
+      });
+      this.producer = producer.connect().then(() => producer);
+      this.producer.catch(() => {
+        this.producer = undefined;
+      });
+    }
+    return this.producer;
+  }
+}
+
+class KafkaConsumer implements EventLogConsumer {
+  private readonly consumer: Consumer;
+  private current: TopicPartition[] = [];
+  private running = false;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly owner: KafkaEventLog,
+    private readonly options: ConsumerOptions,
+    private readonly onStopped: () => void,
+  ) {
+    this.consumer = owner.newKafkaConsumer(options.groupId);
+    this.log = owner.options.logger.child({ component: 'event-log', groupId: options.groupId });
+  }
+
+  async run(handler: (batch: RecordBatch) => Promise<void>): Promise<void> {
+    if (this.running) throw new EarshotError('EARSHOT_USAGE', 'consumer is already running');
+    this.running = true;
+    const specs = new Map(this.options.topics.map((t) => [t.name, t]));
+    const joined = new Promise<void>((resolve) => {
+      this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
+        this.current = Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) =>
+          (partitions as number[]).map((partition) => ({ topic, partition })),
+        );
+        this.options.onAssignment?.(this.current);
+        resolve();
+      });
+    });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [...specs.keys()], fromBeginning: this.options.fromBeginning ?? true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const spec = specs.get(batch.topic) as TopicSpec;
+        const records: LogRecord[] = [];
+        for (const message of batch.messages) {
+          try {
+            records.push({
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: Number(message.offset),
+              key: message.key?.toString('utf8') ?? '',
+              value: await this.owner.codec.decode(spec, message.value as Buffer),
+              timestampMs: Number(message.timestamp),
+            });
+          } catch (error) {
+            // A record we cannot decode would block its partition forever: report it and skip it.
+            this.log.error({ err: error, topic: batch.topic, partition: batch.partition, offset: message.offset }, 'event-log.undecodable_record');
+          }
+        }
+        if (records.length > 0) await handler({ topic: batch.topic, partition: batch.partition, records });
+      },
+    });
+    await joined;
+  }
+
+  async commit(offsets: readonly CommitOffset[]): Promise<void> {
+    await this.consumer.commitOffsets(offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset) })));
+  }
+
+  async committed(tp: TopicPartition): Promise<number | null> {
+    const admin = await this.owner.connectAdmin();
+    const [topic] = await admin.fetchOffsets({ groupId: this.options.groupId, topics: [tp.topic] });
+    const entry = topic?.partitions.find((p) => p.partition === tp.partition);
+    const offset = Number(entry?.offset ?? -1);
+    return offset >= 0 ? offset : null;
+  }
+
+  assignment(): readonly TopicPartition[] {
+    return this.current;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.current = [];
+    await this.consumer.disconnect();
+    this.onStopped();
+  }
+}
+
+export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
+  return new KafkaEventLog(options);
+}

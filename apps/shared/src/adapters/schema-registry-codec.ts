@@ -1,0 +1,84 @@
+import registryPackage from '@kafkajs/confluent-schema-registry';
+import type { RawAvroSchema } from '@kafkajs/confluent-schema-registry/dist/@types.js';
+import type avro from 'avsc';
+import { EarshotError } from '../errors.js';
+import { schemaType } from '../schemas.js';
+import type { TopicSpec } from '../topics.js';
+import { AvroCodec } from './avro-codec.js';
+
+const { SchemaRegistry, SchemaType, COMPATIBILITY } = registryPackage;
+
+/**
+ * Confluent wire format over our Avro codec: byte 0 = magic 0, bytes 1-4 = schema id
+ * (big-endian), then the Avro binary body. Each topic's schema is registered under the
+ * subject `<topic>-value` (TopicNameStrategy) with BACKWARD compatibility, so a change that
+ * would break existing readers is refused by the registry at start-up, not found in production.
+ */
+export class SchemaRegistryCodec {
+  private readonly registry: InstanceType<typeof SchemaRegistry>;
+  private readonly ids = new Map<string, number>();
+  private readonly codecs = new Map<string, AvroCodec<unknown>>();
+
+  /** `loadType` says where Avro types come from: `schemas/` unless a caller has its own set. */
+  constructor(
+    url: string,
+    private readonly loadType: (name: string) => avro.Type = schemaType,
+  ) {
+    this.registry = new SchemaRegistry({ host: url, retry: { retries: 2, initialRetryTimeInSecs: 0.1 } });
+  }
+
+  /** Registers (or finds) the topic's current schema; throws EARSHOT_SCHEMA_INCOMPATIBLE when refused. */
+  async register(topic: TopicSpec): Promise<number> {
+    const codec = this.codec(topic);
+    const subject = `${topic.name}-value`;
+    try {
+      const { id } = await this.registry.register(
+        { type: SchemaType.AVRO, schema: JSON.stringify(codec.type.schema()) },
+        { subject, compatibility: COMPATIBILITY.BACKWARD },
+      );
+      this.ids.set(topic.name, id);
+      return id;
+    } catch (error) {
+      const status = (error as { status?: number }).status;
+      const message = (error as Error).message;
+      if (status === 409 || /incompatible|compatib/i.test(message)) {
+        throw new EarshotError('EARSHOT_SCHEMA_INCOMPATIBLE', `schema ${topic.schema} is not backward compatible with ${subject}: ${message}`, {
+          fields: { subject, schema: topic.schema },
+          cause: error,
+        });
+      }
+      throw new EarshotError('EARSHOT_EVENT_LOG_UNAVAILABLE', `schema registry refused ${subject}: ${message}`, {
+        retriable: true,
+        fields: { subject },
+        cause: error,
+      });
+    }
+  }
+
+  async encode<T>(topic: TopicSpec<T>, value: T): Promise<Buffer> {
+    const codec = this.codec(topic) as AvroCodec<T>;
+    const id = this.ids.get(topic.name) ?? (await this.register(topic));
+    const body = codec.type.toBuffer(codec.toAvro(value));
+    const out = Buffer.allocUnsafe(5 + body.length);
+    out[0] = 0;
+    out.writeUInt32BE(id, 1);
+    body.copy(out, 5);
+    return out;
+  }
+
+  /** Decodes with the writer's schema from the registry, resolved to our current (reader) schema. */
+  async decode<T>(topic: TopicSpec<T>, buffer: Buffer): Promise<T> {
+    const codec = this.codec(topic) as AvroCodec<T>;
+    const avroValue = await this.registry.decode(buffer, { [SchemaType.AVRO]: { readerSchema: codec.type.schema() as unknown as RawAvroSchema } });
+    return codec.fromAvro(avroValue);
+  }
+
+  codec<T>(topic: TopicSpec<T>): AvroCodec<T> {
+    let codec = this.codecs.get(topic.name);
+    if (!codec) {
+      codec = new AvroCodec(topic as TopicSpec<unknown>, this.loadType(topic.schema));
+      this.codecs.set(topic.name, codec);
+    }
+    return codec as AvroCodec<T>;
+  }
+}

@@ -1,0 +1,133 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { EarshotError } from './errors.js';
+
+/**
+ * Configuration shared by every app. Read once at start-up from the environment plus an
+ * optional JSON file (EARSHOT_CONFIG_FILE); nothing else in the project reads process.env.
+ * Environment variables win over the file. Errors name the variable and what it should be.
+ */
+
+const port = z.coerce.number().int().min(1).max(65535);
+const duration = z.coerce.number().int().min(1);
+
+/** Every setting of the project, in one place, so a typo in any EARSHOT_* name is caught. */
+export const configSchema = z
+  .object({
+    EARSHOT_CONFIG_FILE: z.string().optional(),
+    EARSHOT_MODE: z.enum(['embedded', 'distributed']).default('embedded'),
+    EARSHOT_DATA_DIR: z.string().min(1).default('./data'),
+    EARSHOT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    EARSHOT_NODE_ID: z.string().min(1).optional(),
+    EARSHOT_KAFKA_BROKERS: z
+      .string()
+      .regex(/^[^\s,:]+:\d+(,[^\s,:]+:\d+)*$/, 'a comma-separated list of host:port')
+      .optional(),
+    EARSHOT_KAFKA_CLIENT_ID: z.string().min(1).default('earshot'),
+    EARSHOT_KAFKA_FETCH_MAX_WAIT_MS: duration.default(100),
+    EARSHOT_KAFKA_HEARTBEAT_MS: duration.default(1000),
+    EARSHOT_KAFKA_SESSION_TIMEOUT_MS: duration.default(10000),
+    EARSHOT_SCHEMA_REGISTRY_URL: z.url().optional(),
+    EARSHOT_CLICKHOUSE_URL: z.url().optional(),
+    EARSHOT_TOPIC_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(6),
+    // Local servers run by `earshot infra` (and used by the tests).
+    EARSHOT_INFRA_DIR: z.string().min(1).default('./.earshot/infra'),
+    EARSHOT_INFRA_CACHE_DIR: z.string().min(1).optional(),
+    EARSHOT_INFRA_KAFKA_PORT: port.default(19092),
+    EARSHOT_INFRA_KAFKA_CONTROLLER_PORT: port.default(19093),
+    EARSHOT_INFRA_REGISTRY_PORT: port.default(18081),
+    EARSHOT_INFRA_CLICKHOUSE_HTTP_PORT: port.default(18123),
+    EARSHOT_INFRA_CLICKHOUSE_TCP_PORT: port.default(19000),
+    EARSHOT_INFRA_START_TIMEOUT_MS: duration.default(180_000),
+  })
+  .strict();
+
+type ParsedConfig = z.infer<typeof configSchema>;
+
+/** Parsed settings; server addresses default to the local servers of `earshot infra`. */
+export type Config = ParsedConfig & {
+  readonly EARSHOT_KAFKA_BROKERS: string;
+  readonly EARSHOT_SCHEMA_REGISTRY_URL: string;
+  readonly EARSHOT_CLICKHOUSE_URL: string;
+};
+
+export function loadEarshotConfig(options: LoadConfigOptions = {}): Config {
+  const parsed = loadConfig(configSchema, options);
+  return {
+    ...parsed,
+    EARSHOT_KAFKA_BROKERS: parsed.EARSHOT_KAFKA_BROKERS ?? `127.0.0.1:${parsed.EARSHOT_INFRA_KAFKA_PORT}`,
+    EARSHOT_SCHEMA_REGISTRY_URL:
+      parsed.EARSHOT_SCHEMA_REGISTRY_URL ?? `http://127.0.0.1:${parsed.EARSHOT_INFRA_REGISTRY_PORT}/apis/ccompat/v7`,
+    EARSHOT_CLICKHOUSE_URL: parsed.EARSHOT_CLICKHOUSE_URL ?? `http://127.0.0.1:${parsed.EARSHOT_INFRA_CLICKHOUSE_HTTP_PORT}`,
+  };
+}
+
+/** Variables that were renamed: using the old name fails and points at the new one. */
+const RENAMED: Record<string, string> = {
+  EARSHOT_KAFKA_BROKER: 'EARSHOT_KAFKA_BROKERS',
+  EARSHOT_REGISTRY_URL: 'EARSHOT_SCHEMA_REGISTRY_URL',
+};
+
+export interface LoadConfigOptions {
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * Validates `EARSHOT_*` variables against `schema`. Unknown `EARSHOT_*` variables are
+ * rejected too: a typo would otherwise silently fall back to a default.
+ */
+export function loadConfig<S extends z.ZodObject>(schema: S, options: LoadConfigOptions = {}): z.infer<S> {
+  const env = options.env ?? process.env;
+  const raw: Record<string, unknown> = {};
+  const file = env.EARSHOT_CONFIG_FILE;
+  if (file) Object.assign(raw, readConfigFile(file));
+  for (const [name, value] of Object.entries(env)) {
+    if (name.startsWith('EARSHOT_') && value !== undefined && value !== '') {
+      raw[name] = value;
+    }
+  }
+  const problems: string[] = [];
+  for (const name of Object.keys(raw)) {
+    const renamed = RENAMED[name];
+    if (renamed) problems.push(`${name} was renamed to ${renamed}`);
+  }
+  const known = new Set(Object.keys(schema.shape));
+  for (const name of Object.keys(raw)) {
+    if (!known.has(name) && !RENAMED[name]) problems.push(`${name} is not a known setting`);
+  }
+  const candidate = Object.fromEntries(Object.entries(raw).filter(([name]) => known.has(name)));
+  const parsed = schema.safeParse(candidate);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = issue.path.join('.') || '(config)';
+      problems.push(`${name}: ${issue.message} (got ${JSON.stringify(candidate[name as keyof typeof candidate])})`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new EarshotError('EARSHOT_CONFIG_INVALID', `invalid configuration: ${problems.join('; ')}`, {
+      fields: { problems },
+    });
+  }
+  return parsed.data as z.infer<S>;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new EarshotError('EARSHOT_CONFIG_INVALID', `EARSHOT_CONFIG_FILE: cannot read ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new EarshotError('EARSHOT_CONFIG_INVALID', `EARSHOT_CONFIG_FILE: ${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new EarshotError('EARSHOT_CONFIG_INVALID', `EARSHOT_CONFIG_FILE: ${path} must hold a JSON object of EARSHOT_* settings`);
+  }
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, typeof v === 'string' ? v : String(v)]));
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Run a single-node Kafka 4.x broker (KRaft) on 127.0.0.1 in the FOREGROUND.
+#
+#   start.sh <install-dir> <state-dir>
+#
+# <install-dir> is what install.sh filled (<install-dir>/libs). <state-dir> gets
+# server.properties, data/ (formatted on first use) and logs/server.log.
+# The caller backgrounds this, keeps the pid (exec: it IS the java pid) and
+# waits for readiness: the line "Kafka Server started" in
+# <state-dir>/logs/server.log (a TCP connect to KAFKA_PORT also works).
+# SIGTERM to the pid shuts the broker down cleanly.
+#
+# Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093),
+#      KAFKA_HEAP ("-Xmx384m -Xms128m"), KAFKA_JVM_OPTS (extra JVM flags),
+#      KAFKA_CLUSTER_ID (22-char base64url id; random on first format),
+#      KAFKA_CDS (1: use the class-data-sharing archive install.sh made, if any;
+#                 0: don't).
+set -euo pipefail
+
+die() { echo "kafka start.sh: $*" >&2; exit 1; }
+
+[ $# -eq 2 ] || die "usage: start.sh <install-dir> <state-dir>"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+install_dir=$(cd "$1" 2>/dev/null && pwd) || die "install dir '$1' not found; run install.sh first"
+mkdir -p "$2"
+state_dir=$(cd "$2" && pwd)
+libs="$install_dir/libs"
+
+command -v java >/dev/null 2>&1 ||
+  die "java not found; install OpenJDK 17: apt-get install -y openjdk-17-jre-headless"
+ls "$libs"/.installed-* >/dev/null 2>&1 ||
+  die "no complete install in $libs; run: $here/install.sh $install_dir"
+
+port=${KAFKA_PORT:-19092}
+ctl_port=${KAFKA_CONTROLLER_PORT:-19093}
+heap=${KAFKA_HEAP:--Xmx384m -Xms128m}
+host=127.0.0.1
+data_dir="$state_dir/data"
+logs_dir="$state_dir/logs"
+props="$state_dir/server.properties"
+mkdir -p "$data_dir" "$logs_dir"
+# Fresh server.log per run, so "Kafka Server started" in it means THIS run.
+if [ -f "$logs_dir/server.log" ]; then
+  mv -f "$logs_dir/server.log" "$logs_dir/server.log.prev"
+  rm -f "$logs_dir"/server.log.[0-9]*
+fi
+
+# Render the template (escape sed replacement metacharacters in paths).
+esc() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
+sed -e "s|@KAFKA_PORT@|$port|g" \
+    -e "s|@KAFKA_CONTROLLER_PORT@|$ctl_port|g" \
+    -e "s|@KAFKA_HOST@|$host|g" \
+    -e "s|@KAFKA_DATA_DIR@|$(esc "$data_dir")|g" \
+    "$here/server.properties.template" > "$props.tmp"
+mv "$props.tmp" "$props"
+
+# Fast start on a small box: C1 only + serial GC, plus the AppCDS archive that
+# install.sh trained for this java binary (see README for timings). A stale or
+# mismatching archive is ignored by the JVM (-Xshare:auto); its warning is muted.
+cds=()
+if [ "${KAFKA_CDS:-1}" = 1 ]; then
+  jsa="$libs/kafka-cds-$(readlink -f "$(command -v java)" | cksum | cut -d' ' -f1).jsa"
+  [ -f "$jsa" ] && cds=(-XX:SharedArchiveFile="$jsa" -Xlog:cds=off -Xlog:cds+dynamic=off)
+fi
+# shellcheck disable=SC2206
+jvm=($heap
+     -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData
+     "${cds[@]}"
+     -Djava.awt.headless=true
+     -Dkafka.logs.dir="$logs_dir"
+     -Dlog4j2.configurationFile="$here/log4j2.xml"
+     ${KAFKA_JVM_OPTS:-})
+
+# Format once; a formatted dir has meta.properties. --ignore-formatted keeps it
+# idempotent even if that check is ever bypassed.
+if [ ! -f "$data_dir/meta.properties" ]; then
+  cid=${KAFKA_CLUSTER_ID:-$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')}
+  if ! java "${jvm[@]}" -cp "$libs/*" kafka.tools.StorageTool format \
+        -t "$cid" -c "$props" --ignore-formatted > "$logs_dir/format.log" 2>&1; then
+    cat "$logs_dir/format.log" >&2
+    die "storage format failed (see $logs_dir/format.log)"
+  fi
+fi
+
+exec java "${jvm[@]}" -cp "$libs/*" kafka.Kafka "$props"
