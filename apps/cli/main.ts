@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { loadEarshotConfig } from '../shared/src/config.js';
 import { isEarshotError } from '../shared/src/errors.js';
 import { infraCommand } from './src/commands/infra.command.js';
@@ -44,7 +43,8 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    const message = isEarshotError(error) || (error as { usage?: boolean }).usage ? (error as Error).message : String((error as Error).stack ?? error);
+    const message =
+      isEarshotError(error) || (error as { usage?: boolean }).usage ? (error as Error).message : String((error as Error).stack ?? error);
     console.error(`earshot: ${message}`);
     process.exitCode = 1;
   },

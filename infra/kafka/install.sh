@@ -81,7 +81,9 @@ pick_port() {
 jsa="$libs/kafka-cds-$(readlink -f "$(command -v java)" | cksum | cut -d' ' -f1).jsa"
 part="$jsa.part.$$"
 train=$(mktemp -d "$install_dir/cds-train.XXXXXX")
-trap 'rm -rf "$train" "$part"' EXIT
+kpid=""
+trap '[ -n "$kpid" ] && kill -KILL "$kpid" 2>/dev/null; rm -rf "$train" "$part"' EXIT
+trap 'exit 1' INT TERM
 cds_ok=0
 if p=$(pick_port); then
   KAFKA_CDS=0 KAFKA_PORT=$p KAFKA_CONTROLLER_PORT=$((p + 1)) \
@@ -97,6 +99,7 @@ if p=$(pick_port); then
   for _ in $(seq 1 600); do kill -0 "$kpid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$kpid" 2>/dev/null && cds_ok=0
   wait "$kpid" 2>/dev/null || true
+  kpid=""
 fi
 # Keep the archive only if the run got ready, the dump finished and the JVM
 # accepts it (a truncated archive would crash the JVM at start).

@@ -6,9 +6,16 @@
 # <install-dir> is what install.sh filled (<install-dir>/libs). <state-dir> gets
 # server.properties, data/ (formatted on first use) and logs/server.log.
 # The caller backgrounds this, keeps the pid (exec: it IS the java pid) and
-# waits for readiness: the line "Kafka Server started" in
-# <state-dir>/logs/server.log (a TCP connect to KAFKA_PORT also works).
-# SIGTERM to the pid shuts the broker down cleanly.
+# waits for readiness, either of:
+#   * the line "Kafka Server started" in <state-dir>/logs/server.log. This
+#     script moves the previous run's server.log to server.log.prev, but a
+#     caller polling right after launch may still see the old file for a few
+#     ms: delete <state-dir>/logs/server.log BEFORE launching;
+#   * a TCP connect to 127.0.0.1:KAFKA_PORT succeeding: the broker binds that
+#     port last (after it is unfenced), ~5 ms before the log line.
+# SIGTERM to the pid shuts the broker down cleanly (exit status 143, ~1-2 s).
+# If java exits early, the cause is on stderr (one fatal line + causes) and in
+# <state-dir>/logs/server.log.
 #
 # Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093),
 #      KAFKA_HEAP ("-Xmx384m -Xms128m"), KAFKA_JVM_OPTS (extra JVM flags),
@@ -73,8 +80,17 @@ jvm=($heap
 
 # Format once; a formatted dir has meta.properties. --ignore-formatted keeps it
 # idempotent even if that check is ever bypassed.
+# The cluster id is kept in <state-dir>/cluster.id so a re-format of a
+# half-formatted dir uses the same id (a different id makes format fail).
 if [ ! -f "$data_dir/meta.properties" ]; then
-  cid=${KAFKA_CLUSTER_ID:-$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')}
+  if [ -n "${KAFKA_CLUSTER_ID:-}" ]; then
+    cid=$KAFKA_CLUSTER_ID
+  elif [ -s "$state_dir/cluster.id" ]; then
+    cid=$(cat "$state_dir/cluster.id")
+  else
+    cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+    printf '%s\n' "$cid" > "$state_dir/cluster.id"
+  fi
   if ! java "${jvm[@]}" -cp "$libs/*" kafka.tools.StorageTool format \
         -t "$cid" -c "$props" --ignore-formatted > "$logs_dir/format.log" 2>&1; then
     cat "$logs_dir/format.log" >&2

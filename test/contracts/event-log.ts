@@ -69,7 +69,12 @@ export function eventLogContract(t: Test, harness: EventLogHarness): void {
     const apps = renamedTopic(TOPICS.apps, `earshot.test-${randomSuffix()}`);
     await log.ensureTopics([calls, apps]);
     await log.ensureTopics([calls]); // idempotent
-    t.same(await log.describeTopic(calls.name), { name: calls.name, partitions: harness.partitions, compacted: false, retentionMs: 6 * 3_600_000 });
+    t.same(await log.describeTopic(calls.name), {
+      name: calls.name,
+      partitions: harness.partitions,
+      compacted: false,
+      retentionMs: 6 * 3_600_000,
+    });
     const described = await log.describeTopic(apps.name);
     t.equal(described.compacted, true);
     t.equal(described.partitions, harness.partitions);
@@ -80,7 +85,10 @@ export function eventLogContract(t: Test, harness: EventLogHarness): void {
     await log.ensureTopics([topic]);
     const keys = Array.from({ length: 10 }, (_, i) => `CA${i}`);
     for (let round = 0; round < 20; round++) {
-      await log.produce(topic, keys.map((key) => ({ key, value: audit(key, round) })));
+      await log.produce(
+        topic,
+        keys.map((key) => ({ key, value: audit(key, round) })),
+      );
     }
     const { consumer, seen } = await collect(log, freshGroup(), topic);
     await waitFor('200 records', () => seen.length >= 200);
@@ -88,7 +96,11 @@ export function eventLogContract(t: Test, harness: EventLogHarness): void {
     t.equal(seen.length, 200, 'each record exactly once');
     for (const key of keys) {
       const mine = seen.filter((r) => r.key === key);
-      t.same(mine.map((r) => Number(r.value.requestId)), Array.from({ length: 20 }, (_, i) => i), `${key} in produce order`);
+      t.same(
+        mine.map((r) => Number(r.value.requestId)),
+        Array.from({ length: 20 }, (_, i) => i),
+        `${key} in produce order`,
+      );
       t.equal(new Set(mine.map((r) => r.partition)).size, 1, `${key} in one partition`);
     }
     t.ok(new Set(seen.map((r) => r.partition)).size > 1, 'keys spread over several partitions');
@@ -98,14 +110,18 @@ export function eventLogContract(t: Test, harness: EventLogHarness): void {
     const topic = freshAuditTopic();
     const group = freshGroup();
     await log.ensureTopics([topic]);
-    await log.produce(topic, Array.from({ length: 10 }, (_, i) => ({ key: 'CAresume', value: audit('CAresume', i) })));
+    await log.produce(
+      topic,
+      Array.from({ length: 10 }, (_, i) => ({ key: 'CAresume', value: audit('CAresume', i) })),
+    );
     const first: LogRecord<AuditRecorded>[] = [];
     const a = log.createConsumer({ groupId: group, topics: [topic] });
     await a.run(async (batch) => {
       for (const record of batch.records as LogRecord<AuditRecorded>[]) {
         first.push(record);
         // Commit only the first five: the rest count as not processed.
-        if (record.value.requestId === '4') await a.commit([{ topic: record.topic, partition: record.partition, offset: record.offset + 1 }]);
+        if (record.value.requestId === '4')
+          await a.commit([{ topic: record.topic, partition: record.partition, offset: record.offset + 1 }]);
       }
     });
     await waitFor('10 records', () => first.length >= 10);
@@ -116,14 +132,20 @@ export function eventLogContract(t: Test, harness: EventLogHarness): void {
     await waitFor('5 records', () => seen.length >= 5);
     await sleep(300);
     await b.stop();
-    t.same(seen.map((r) => r.value.requestId), ['5', '6', '7', '8', '9']);
+    t.same(
+      seen.map((r) => r.value.requestId),
+      ['5', '6', '7', '8', '9'],
+    );
   });
 
   t.test('redelivers records that a consumer read but never committed', async (t) => {
     const topic = freshAuditTopic();
     const group = freshGroup();
     await log.ensureTopics([topic]);
-    await log.produce(topic, Array.from({ length: 5 }, (_, i) => ({ key: `CA${i}`, value: audit(`CA${i}`, i) })));
+    await log.produce(
+      topic,
+      Array.from({ length: 5 }, (_, i) => ({ key: `CA${i}`, value: audit(`CA${i}`, i) })),
+    );
     const a = await collect(log, group, topic, { commit: false });
     await waitFor('5 records', () => a.seen.length >= 5);
     await a.consumer.stop(); // dies before committing anything
@@ -147,15 +169,24 @@ export function eventLogContract(t: Test, harness: EventLogHarness): void {
       return a.length > 0 && b.length > 0 && [...a, ...b].sort().join() === all.join();
     });
     const keys = Array.from({ length: 40 }, (_, i) => `CAsplit${i}`);
-    await log.produce(topic, keys.map((key, i) => ({ key, value: audit(key, i) })));
+    await log.produce(
+      topic,
+      keys.map((key, i) => ({ key, value: audit(key, i) })),
+    );
     await waitFor('40 records between them', () => one.seen.length + two.seen.length >= 40);
     t.ok(one.seen.length > 0 && two.seen.length > 0, `both consumed (${one.seen.length} + ${two.seen.length})`);
 
     await two.consumer.stop();
     await waitFor('the remaining consumer owns every partition', () => parts(one.consumer).sort().join() === all.join());
     const before = one.seen.length;
-    await log.produce(topic, keys.map((key, i) => ({ key, value: audit(key, 100 + i) })));
-    await waitFor('the remaining consumer gets all 40 new records', () => one.seen.filter((r) => Number(r.value.requestId) >= 100).length >= 40);
+    await log.produce(
+      topic,
+      keys.map((key, i) => ({ key, value: audit(key, 100 + i) })),
+    );
+    await waitFor(
+      'the remaining consumer gets all 40 new records',
+      () => one.seen.filter((r) => Number(r.value.requestId) >= 100).length >= 40,
+    );
     await one.consumer.stop();
     t.equal(one.seen.length - before, 40, 'nothing committed was delivered again');
   });
@@ -182,10 +213,15 @@ export function eventLogContract(t: Test, harness: EventLogHarness): void {
     const topic = freshAuditTopic();
     await log.ensureTopics([topic]);
     const bad = { ...audit('CAbad', 1), occurredAtMs: 'yesterday' } as unknown as AuditRecorded;
-    const error = await log.produce(topic, [{ key: 'CAbad', value: audit('CAbad', 0) }, { key: 'CAbad', value: bad }]).then(
-      () => null,
-      (e: unknown) => e,
-    );
+    const error = await log
+      .produce(topic, [
+        { key: 'CAbad', value: audit('CAbad', 0) },
+        { key: 'CAbad', value: bad },
+      ])
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     t.ok(isEarshotError(error, 'EARSHOT_SCHEMA_INVALID'), 'rejected with EARSHOT_SCHEMA_INVALID');
     t.match((error as Error).message, /occurredAtMs=string/, 'names the field and the kind of value');
     await log.produce(topic, [{ key: 'CAbad', value: audit('CAbad', 2) }]);
@@ -193,7 +229,11 @@ export function eventLogContract(t: Test, harness: EventLogHarness): void {
     await waitFor('the marker record', () => seen.length >= 1);
     await sleep(200);
     await consumer.stop();
-    t.same(seen.map((r) => r.value.requestId), ['2'], 'only the record produced after the rejected call');
+    t.same(
+      seen.map((r) => r.value.requestId),
+      ['2'],
+      'only the record produced after the rejected call',
+    );
   });
 
   t.test('decodes to the same value it was given, bytes included', async (t) => {

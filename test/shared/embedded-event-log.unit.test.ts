@@ -15,7 +15,10 @@ const dataDir = mkdtempSync(join(tmpdir(), 'earshot-embedded-'));
 t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
 
 t.test('event log contract: embedded adapter', async (t) => {
-  eventLogContract(t, { partitions: 4, create: async () => createEmbeddedEventLog({ dataDir, partitions: 4, logger, pollIntervalMs: 50 }) });
+  eventLogContract(t, {
+    partitions: 4,
+    create: async () => createEmbeddedEventLog({ dataDir, partitions: 4, logger, pollIntervalMs: 50 }),
+  });
 });
 
 t.test('file-backed topics survive a restart and see records appended by another process', async (t) => {
@@ -69,7 +72,15 @@ t.test('committed offsets of file-backed topics survive a restart', async (t) =>
   const topic = renamedTopic(TOPICS.audit, 'earshot.audit-restart');
   const record = (n: number) => ({
     key: 'app1',
-    value: { eventId: `e${n}`, appId: 'app1', action: 'x', requestId: String(n), callSidHash: null, clientAddressHash: null, occurredAtMs: n },
+    value: {
+      eventId: `e${n}`,
+      appId: 'app1',
+      action: 'x',
+      requestId: String(n),
+      callSidHash: null,
+      clientAddressHash: null,
+      occurredAtMs: n,
+    },
   });
   const first = createEmbeddedEventLog({ dataDir: dir, partitions: 1, logger });
   await first.ensureTopics([topic]);
@@ -107,7 +118,13 @@ t.test('a handler that throws gets the same batch again, and other partitions ke
     for (const r of batch.records) seen.push(r.key);
   });
   // Find two keys that land in different partitions.
-  await log.produce(topic, ['poison', 'a', 'b', 'c', 'd'].map((key, i) => ({ key, value: { eventId: key, appId: key, action: 'x', requestId: String(i), callSidHash: null, clientAddressHash: null, occurredAtMs: i } })));
+  await log.produce(
+    topic,
+    ['poison', 'a', 'b', 'c', 'd'].map((key, i) => ({
+      key,
+      value: { eventId: key, appId: key, action: 'x', requestId: String(i), callSidHash: null, clientAddressHash: null, occurredAtMs: i },
+    })),
+  );
   await waitFor('all five after one retry', () => seen.length >= 5);
   await log.close();
   t.equal(failures, 2, 'failed once, then retried');

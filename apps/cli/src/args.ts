@@ -1,4 +1,4 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { EarshotError } from '../../shared/src/errors.js';
 
 /** Strict option parsing; a bad option fails with the command's usage text. */

@@ -61,7 +61,9 @@ export class Infra {
         ready: async () => {
           const log = join(this.serverDir('kafka'), 'logs', 'server.log');
           // The broker logs this once it serves clients; a bare TCP accept comes earlier.
-          return (await portOpen(c.EARSHOT_INFRA_KAFKA_PORT)) && existsSync(log) && readFileSync(log, 'utf8').includes('Kafka Server started');
+          return (
+            (await portOpen(c.EARSHOT_INFRA_KAFKA_PORT)) && existsSync(log) && readFileSync(log, 'utf8').includes('Kafka Server started')
+          );
         },
       },
       {
@@ -103,9 +105,13 @@ export class Infra {
         toStart.push(server); // ours, still coming up: just wait for it
       } else {
         if (await portOpen(server.port)) {
-          throw new EarshotError('EARSHOT_INFRA_START_FAILED', `${server.name}: port ${server.port} is taken by another program that is not a ready ${server.name}; free it or set another port`, {
-            fields: { server: server.name, port: server.port },
-          });
+          throw new EarshotError(
+            'EARSHOT_INFRA_START_FAILED',
+            `${server.name}: port ${server.port} is taken by another program that is not a ready ${server.name}; free it or set another port`,
+            {
+              fields: { server: server.name, port: server.port },
+            },
+          );
         }
         // Installs run one at a time: two Maven runs sharing ~/.m2 can corrupt it.
         this.install(server, log);
@@ -149,7 +155,9 @@ export class Infra {
     const result = spawnSync('bash', [script, ...server.installArgs], { encoding: 'utf8', env: { ...process.env, ...server.env } });
     if (result.status !== 0) {
       const output = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');
-      throw new EarshotError('EARSHOT_INFRA_PREREQUISITE_MISSING', `${server.name}: install failed:\n${output}`, { fields: { server: server.name } });
+      throw new EarshotError('EARSHOT_INFRA_PREREQUISITE_MISSING', `${server.name}: install failed:\n${output}`, {
+        fields: { server: server.name },
+      });
     }
     const seconds = (Date.now() - started) / 1000;
     if (seconds > 2) log(`${server.name}: installed in ${seconds.toFixed(1)} s`);
@@ -180,18 +188,33 @@ export class Infra {
     while (!(await server.ready().catch(() => false))) {
       if (exited !== null || !alive(pid)) {
         rmSync(this.pidFile(server), { force: true });
-        throw new EarshotError('EARSHOT_INFRA_START_FAILED', `${server.name}: ${exited ?? 'process died'} before it was ready:\n${this.tail(server)}`, {
-          fields: { server: server.name },
-        });
+        throw new EarshotError(
+          'EARSHOT_INFRA_START_FAILED',
+          `${server.name}: ${exited ?? 'process died'} before it was ready:\n${this.tail(server)}`,
+          {
+            fields: { server: server.name },
+          },
+        );
       }
       if (Date.now() > deadline) {
-        throw new EarshotError('EARSHOT_INFRA_START_FAILED', `${server.name}: not ready after ${this.config.EARSHOT_INFRA_START_TIMEOUT_MS} ms:\n${this.tail(server)}`, {
-          fields: { server: server.name },
-        });
+        throw new EarshotError(
+          'EARSHOT_INFRA_START_FAILED',
+          `${server.name}: not ready after ${this.config.EARSHOT_INFRA_START_TIMEOUT_MS} ms:\n${this.tail(server)}`,
+          {
+            fields: { server: server.name },
+          },
+        );
       }
       await sleep(100);
     }
-    return { name: server.name, endpoint: server.endpoint, pid, state: 'running', action: 'started', seconds: (Date.now() - started) / 1000 };
+    return {
+      name: server.name,
+      endpoint: server.endpoint,
+      pid,
+      state: 'running',
+      action: 'started',
+      seconds: (Date.now() - started) / 1000,
+    };
   }
 
   private tail(server: ServerDef): string {

@@ -20,11 +20,7 @@ export class EarshotError extends Error {
   readonly retriable: boolean;
   readonly fields: Readonly<Record<string, unknown>>;
 
-  constructor(
-    code: ErrorCode,
-    message: string,
-    options: { retriable?: boolean; fields?: Record<string, unknown>; cause?: unknown } = {},
-  ) {
+  constructor(code: ErrorCode, message: string, options: { retriable?: boolean; fields?: Record<string, unknown>; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'EarshotError';
     this.code = code;

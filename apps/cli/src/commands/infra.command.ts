@@ -32,7 +32,12 @@ export async function infraCommand(argv: string[], config: () => Config): Promis
       if (values.json) console.log(JSON.stringify(results));
       else {
         for (const r of results) {
-          const how = r.action === 'started' ? `started in ${r.seconds.toFixed(1)} s` : r.state === 'running-external' ? 'already running (not ours)' : 'already running';
+          const how =
+            r.action === 'started'
+              ? `started in ${r.seconds.toFixed(1)} s`
+              : r.state === 'running-external'
+                ? 'already running (not ours)'
+                : 'already running';
           console.log(`${r.name.padEnd(10)} ${r.endpoint.padEnd(45)} ${how}`);
         }
         console.log(`all ready in ${((Date.now() - started) / 1000).toFixed(1)} s; state and logs in ${infra.stateDir}`);
@@ -45,7 +50,8 @@ export async function infraCommand(argv: string[], config: () => Config): Promis
     case 'status': {
       const statuses = await infra.status();
       if (values.json) console.log(JSON.stringify(statuses));
-      else for (const s of statuses) console.log(`${s.name.padEnd(10)} ${s.endpoint.padEnd(45)} ${s.state}${s.pid ? ` (pid ${s.pid})` : ''}`);
+      else
+        for (const s of statuses) console.log(`${s.name.padEnd(10)} ${s.endpoint.padEnd(45)} ${s.state}${s.pid ? ` (pid ${s.pid})` : ''}`);
       return 0;
     }
     default:

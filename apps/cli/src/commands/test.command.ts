@@ -38,7 +38,10 @@ export async function testCommand(argv: string[], loadConfig: () => Config): Pro
   const infra = new Infra(loadConfig());
   const started = Date.now();
   const servers = await infra.up((line) => console.log(`infra: ${line}`));
-  for (const s of servers) console.log(`${s.name.padEnd(10)} ${s.endpoint.padEnd(45)} ${s.action === 'started' ? `started in ${s.seconds.toFixed(1)} s` : 'reused'}`);
+  for (const s of servers)
+    console.log(
+      `${s.name.padEnd(10)} ${s.endpoint.padEnd(45)} ${s.action === 'started' ? `started in ${s.seconds.toFixed(1)} s` : 'reused'}`,
+    );
   console.log(`infra ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const ours = servers.filter((s) => s.action === 'started').map((s) => s.name as ServerName);
 

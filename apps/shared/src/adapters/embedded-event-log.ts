@@ -1,4 +1,15 @@
-import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { EarshotError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -196,7 +207,8 @@ export class EmbeddedEventLog implements EventLog {
 
   topic(name: string): Topic {
     const topic = this.topics.get(name);
-    if (!topic) throw new EarshotError('EARSHOT_TOPIC_UNKNOWN', `topic ${name} does not exist; call ensureTopics first`, { fields: { topic: name } });
+    if (!topic)
+      throw new EarshotError('EARSHOT_TOPIC_UNKNOWN', `topic ${name} does not exist; call ensureTopics first`, { fields: { topic: name } });
     return topic;
   }
 
@@ -296,7 +308,7 @@ export class EmbeddedEventLog implements EventLog {
         }
       }
     }
-    group.members.forEach((member, i) => member.assign(assignments[i] as TopicPartition[]));
+    for (const [i, member] of group.members.entries()) member.assign(assignments[i] as TopicPartition[]);
     this.wakeConsumers();
   }
 

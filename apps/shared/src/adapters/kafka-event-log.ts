@@ -213,7 +213,10 @@ class KafkaConsumer implements EventLogConsumer {
             });
           } catch (error) {
             // A record we cannot decode would block its partition forever: report it and skip it.
-            this.log.error({ err: error, topic: batch.topic, partition: batch.partition, offset: message.offset }, 'event-log.undecodable_record');
+            this.log.error(
+              { err: error, topic: batch.topic, partition: batch.partition, offset: message.offset },
+              'event-log.undecodable_record',
+            );
           }
         }
         if (records.length > 0) await handler({ topic: batch.topic, partition: batch.partition, records });

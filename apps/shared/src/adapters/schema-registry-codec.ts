@@ -42,10 +42,14 @@ export class SchemaRegistryCodec {
       const status = (error as { status?: number }).status;
       const message = (error as Error).message;
       if (status === 409 || /incompatible|compatib/i.test(message)) {
-        throw new EarshotError('EARSHOT_SCHEMA_INCOMPATIBLE', `schema ${topic.schema} is not backward compatible with ${subject}: ${message}`, {
-          fields: { subject, schema: topic.schema },
-          cause: error,
-        });
+        throw new EarshotError(
+          'EARSHOT_SCHEMA_INCOMPATIBLE',
+          `schema ${topic.schema} is not backward compatible with ${subject}: ${message}`,
+          {
+            fields: { subject, schema: topic.schema },
+            cause: error,
+          },
+        );
       }
       throw new EarshotError('EARSHOT_EVENT_LOG_UNAVAILABLE', `schema registry refused ${subject}: ${message}`, {
         retriable: true,
@@ -69,7 +73,9 @@ export class SchemaRegistryCodec {
   /** Decodes with the writer's schema from the registry, resolved to our current (reader) schema. */
   async decode<T>(topic: TopicSpec<T>, buffer: Buffer): Promise<T> {
     const codec = this.codec(topic) as AvroCodec<T>;
-    const avroValue = await this.registry.decode(buffer, { [SchemaType.AVRO]: { readerSchema: codec.type.schema() as unknown as RawAvroSchema } });
+    const avroValue = await this.registry.decode(buffer, {
+      [SchemaType.AVRO]: { readerSchema: codec.type.schema() as unknown as RawAvroSchema },
+    });
     return codec.fromAvro(avroValue);
   }
 

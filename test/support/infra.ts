@@ -1,0 +1,25 @@
+import { createKafkaEventLog } from '../../apps/shared/src/adapters/kafka-event-log.js';
+import { loadEarshotConfig } from '../../apps/shared/src/config.js';
+import { createLogger } from '../../apps/shared/src/logger.js';
+import type { EventLog } from '../../apps/shared/src/ports/event-log.port.js';
+
+/**
+ * Where the real servers of `earshot infra up` are. `npm test` starts them before any test
+ * runs; the settings are the same EARSHOT_* variables the apps read.
+ */
+export const testConfig = loadEarshotConfig();
+
+export const testLogger = createLogger({ level: 'warn', name: 'test' });
+
+export function kafkaEventLog(partitions: number): EventLog {
+  return createKafkaEventLog({
+    brokers: testConfig.EARSHOT_KAFKA_BROKERS.split(','),
+    clientId: 'earshot-test',
+    schemaRegistryUrl: testConfig.EARSHOT_SCHEMA_REGISTRY_URL,
+    partitions,
+    logger: testLogger,
+    fetchMaxWaitMs: 50,
+    heartbeatMs: 300,
+    sessionTimeoutMs: 6000,
+  });
+}
