@@ -17,7 +17,8 @@ import { EarshotError } from '../../shared/src/errors.js';
  */
 const INFRA_SRC = fileURLToPath(new URL('../../../infra/', import.meta.url));
 
-export type ServerName = 'kafka' | 'registry' | 'clickhouse';
+export const SERVER_NAMES = ['kafka', 'registry', 'clickhouse'] as const;
+export type ServerName = (typeof SERVER_NAMES)[number];
 
 interface ServerDef {
   readonly name: ServerName;
@@ -94,10 +95,10 @@ export class Infra {
   }
 
   /** Starts whatever is not running yet (installing first if needed) and waits until all are ready. */
-  async up(log: (line: string) => void = () => {}): Promise<UpResult[]> {
+  async up(log: (line: string) => void = () => {}, only?: readonly ServerName[]): Promise<UpResult[]> {
     const results: UpResult[] = [];
     const toStart: ServerDef[] = [];
-    for (const server of this.servers) {
+    for (const server of this.servers.filter((s) => !only || only.includes(s.name))) {
       const status = await this.statusOf(server);
       if (status.state === 'running' || status.state === 'running-external') {
         results.push({ ...status, action: 'reused', seconds: 0 });

@@ -1,9 +1,9 @@
 import type { Config } from '../../../shared/src/config.js';
 import { EarshotError } from '../../../shared/src/errors.js';
 import { parseOptions } from '../args.js';
-import { Infra } from '../infra.js';
+import { Infra, SERVER_NAMES, type ServerName } from '../infra.js';
 
-const USAGE = `Usage: earshot infra up|down|status [--json]
+const USAGE = `Usage: earshot infra up|down|status [kafka|registry|clickhouse ...] [--json]
 
   up      install if needed, start Kafka, the schema registry and ClickHouse on loopback
           (reusing any that already run) and wait until each is ready
@@ -22,13 +22,19 @@ export async function infraCommand(argv: string[], config: () => Config): Promis
     console.log(USAGE);
     return 0;
   }
-  const action = positionals[0];
+  const [action, ...names] = positionals;
+  for (const name of names) {
+    if (!(SERVER_NAMES as readonly string[]).includes(name)) {
+      throw new EarshotError('EARSHOT_USAGE', `unknown server '${name}': choose from ${SERVER_NAMES.join(', ')}\n\n${USAGE}`);
+    }
+  }
+  const only = names.length > 0 ? (names as ServerName[]) : undefined;
   const infra = new Infra(config());
   const log = (line: string): void => console.error(`infra: ${line}`);
   switch (action) {
     case 'up': {
       const started = Date.now();
-      const results = await infra.up(log);
+      const results = await infra.up(log, only);
       if (values.json) console.log(JSON.stringify(results));
       else {
         for (const r of results) {
@@ -45,10 +51,10 @@ export async function infraCommand(argv: string[], config: () => Config): Promis
       return 0;
     }
     case 'down':
-      await infra.down(log);
+      await infra.down(log, only);
       return 0;
     case 'status': {
-      const statuses = await infra.status();
+      const statuses = (await infra.status()).filter((s) => !only || only.includes(s.name));
       if (values.json) console.log(JSON.stringify(statuses));
       else
         for (const s of statuses) console.log(`${s.name.padEnd(10)} ${s.endpoint.padEnd(45)} ${s.state}${s.pid ? ` (pid ${s.pid})` : ''}`);

@@ -1,5 +1,4 @@
 import registryPackage from '@kafkajs/confluent-schema-registry';
-import type { RawAvroSchema } from '@kafkajs/confluent-schema-registry/dist/@types.js';
 import type avro from 'avsc';
 import { EarshotError } from '../errors.js';
 import { schemaType } from '../schemas.js';
@@ -18,6 +17,7 @@ export class SchemaRegistryCodec {
   private readonly registry: InstanceType<typeof SchemaRegistry>;
   private readonly ids = new Map<string, number>();
   private readonly codecs = new Map<string, AvroCodec<unknown>>();
+  private readonly readers = new Map<string, (body: Buffer) => unknown>();
 
   /** `loadType` says where Avro types come from: `schemas/` unless a caller has its own set. */
   constructor(
@@ -33,7 +33,7 @@ export class SchemaRegistryCodec {
     const subject = `${topic.name}-value`;
     try {
       const { id } = await this.registry.register(
-        { type: SchemaType.AVRO, schema: JSON.stringify(codec.type.schema()) },
+        { type: SchemaType.AVRO, schema: JSON.stringify(codec.type.schema({ exportAttrs: true })) },
         { subject, compatibility: COMPATIBILITY.BACKWARD },
       );
       this.ids.set(topic.name, id);
@@ -70,13 +70,28 @@ export class SchemaRegistryCodec {
     return out;
   }
 
-  /** Decodes with the writer's schema from the registry, resolved to our current (reader) schema. */
+  /**
+   * Decodes with the writer's schema from the registry, resolved to our current (reader)
+   * schema. The resolver is built once per (topic, writer id): the registry client's own
+   * `decode` re-parses the reader schema for every record, too slow for audio.
+   */
   async decode<T>(topic: TopicSpec<T>, buffer: Buffer): Promise<T> {
     const codec = this.codec(topic) as AvroCodec<T>;
-    const avroValue = await this.registry.decode(buffer, {
-      [SchemaType.AVRO]: { readerSchema: codec.type.schema() as unknown as RawAvroSchema },
-    });
-    return codec.fromAvro(avroValue);
+    if (buffer.length < 5 || buffer[0] !== 0) {
+      throw new EarshotError('EARSHOT_SCHEMA_INVALID', `record on ${topic.name} is not in the Confluent wire format`, {
+        fields: { topic: topic.name },
+      });
+    }
+    const id = buffer.readUInt32BE(1);
+    const key = `${topic.name}:${id}`;
+    let read = this.readers.get(key);
+    if (!read) {
+      const writer = (await this.registry.getSchema(id)) as unknown as avro.Type;
+      const resolver = codec.type.equals(writer) ? undefined : codec.type.createResolver(writer);
+      read = (body: Buffer) => codec.type.fromBuffer(body, resolver);
+      this.readers.set(key, read);
+    }
+    return codec.fromAvro(read(buffer.subarray(5)));
   }
 
   codec<T>(topic: TopicSpec<T>): AvroCodec<T> {
