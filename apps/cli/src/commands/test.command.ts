@@ -50,7 +50,6 @@ export async function testCommand(argv: string[], loadConfig: () => Config): Pro
   const tap = spawnSync(bin('tap'), ['--reporter=./test/support/reporter.mjs', '--jobs=2', '--timeout=300', ...files], {
     cwd: ROOT,
     stdio: 'inherit',
-    env: { ...process.env, EARSHOT_TEST_INFRA: '1' },
   });
   if (!values['keep-infra'] && ours.length > 0) await infra.down((line) => console.log(`infra: ${line}`), ours);
   return tap.status ?? 1;
