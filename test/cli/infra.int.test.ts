@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -77,13 +77,14 @@ t.test('down leaves alone a server it did not start', async (t) => {
 
 t.test('a port held by another program fails with a clear message', async (t) => {
   const squatter = createServer((socket) => socket.destroy());
-  await new Promise<void>((resolve) => squatter.listen(28124, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
   t.teardown(() => squatter.close());
+  const port = String((squatter.address() as AddressInfo).port);
   const dir = mkdtempSync(join(tmpdir(), 'earshot-infra-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const result = await earshot(['infra', 'up', 'clickhouse'], { EARSHOT_INFRA_DIR: dir, EARSHOT_INFRA_CLICKHOUSE_HTTP_PORT: '28124' });
-  t.equal(result.code, 1);
-  t.match(result.stderr, /^earshot: clickhouse: port 28124 is taken by another program/);
+  const result = await earshot(['infra', 'up', 'clickhouse'], { EARSHOT_INFRA_DIR: dir, EARSHOT_INFRA_CLICKHOUSE_HTTP_PORT: port });
+  t.equal(result.code, 1, `exit code (stdout: ${result.stdout})`);
+  t.match(result.stderr, new RegExp(`^earshot: clickhouse: port ${port} is taken by another program`));
 });
 
 t.test('a missing prerequisite fails saying what to install', async (t) => {

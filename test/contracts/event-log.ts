@@ -2,6 +2,7 @@ import type { Test } from 'tap';
 import { isEarshotError } from '../../apps/shared/src/errors.js';
 import type { AppState, AuditRecorded } from '../../apps/shared/src/events.js';
 import type { EventLog, EventLogConsumer, LogRecord } from '../../apps/shared/src/ports/event-log.port.js';
+import { readToEnd } from '../../apps/shared/src/read-to-end.js';
 import { renamedTopic, TOPICS } from '../../apps/shared/src/topics.js';
 import { randomSuffix, sleep, waitFor } from '../support/wait.js';
 
@@ -34,6 +35,7 @@ const appState = (apiId: string, name: string): AppState => ({
   disabled: false,
   webhookUrl: null,
   encryptedWebhookAuth: null,
+  encryptedTwilioAuthToken: null,
   type: 'AppCreated',
   data: { name, secretHash: 'scrypt$test' },
 });
@@ -234,6 +236,30 @@ export function eventLogContract(t: Test, harness: EventLogHarness): void {
       ['2'],
       'only the record produced after the rejected call',
     );
+  });
+
+  t.test('reports end offsets, and reads a topic to its end', async (t) => {
+    const topic = freshAuditTopic();
+    await log.ensureTopics([topic]);
+    t.same(
+      await log.endOffsets(topic.name),
+      Array.from({ length: harness.partitions }, () => 0),
+      'empty topic',
+    );
+    t.same(await readToEnd(log, topic), [], 'nothing to read');
+    const keys = ['CAa', 'CAb', 'CAc', 'CAd', 'CAe'];
+    await log.produce(
+      topic,
+      keys.map((key, i) => ({ key, value: audit(key, i) })),
+    );
+    const ends = await log.endOffsets(topic.name);
+    t.equal(
+      ends.reduce((a, b) => a + b, 0),
+      5,
+      'end offsets add up to the records written',
+    );
+    const records = await readToEnd(log, topic);
+    t.same(records.map((r) => r.key).sort(), keys);
   });
 
   t.test('decodes to the same value it was given, bytes included', async (t) => {

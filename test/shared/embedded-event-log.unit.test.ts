@@ -34,6 +34,7 @@ t.test('file-backed topics survive a restart and see records appended by another
     disabled: false,
     webhookUrl: null,
     encryptedWebhookAuth: null,
+    encryptedTwilioAuthToken: null,
     type: 'AppCreated',
     data: { name, secretHash: 'h' },
   });

@@ -114,6 +114,7 @@ const appBase = {
   disabled: false,
   webhookUrl: null,
   encryptedWebhookAuth: null,
+  encryptedTwilioAuthToken: null,
 };
 const appStates: AppState[] = [
   { ...appBase, type: 'AppCreated', data: { name: 'acme', secretHash: 'scrypt$x' } },
@@ -126,6 +127,7 @@ const appStates: AppState[] = [
     type: 'AppWebhookSet',
     data: { url: 'https://example.test/hook', encryptedAuth: 'v1:abc' },
   },
+  { ...appBase, encryptedTwilioAuthToken: 'v1:xyz', type: 'AppTwilioAuthTokenSet', data: { enabled: true } },
 ];
 const delivery: DeliveryAttempted = {
   eventId: 'e4',

@@ -30,6 +30,38 @@ export const configSchema = z
     EARSHOT_SCHEMA_REGISTRY_URL: z.url().optional(),
     EARSHOT_CLICKHOUSE_URL: z.url().optional(),
     EARSHOT_TOPIC_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(6),
+    // Tenants and credentials.
+    EARSHOT_SECRETS_KEY: z
+      .string()
+      .regex(/^[A-Za-z0-9+/]{43}=$/, '32 random bytes, base64 (openssl rand -base64 32)')
+      .optional(),
+    EARSHOT_STREAM_TOKEN_KEYS: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=(,[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=)*$/, 'comma-separated kid:key pairs, each key 32 random bytes in base64; the first one signs')
+      .optional(),
+    EARSHOT_STREAM_TOKEN_TTL_S: z.coerce.number().int().min(10).max(86_400).default(300),
+    // HTTP API and media ingest.
+    EARSHOT_API_HOST: z.string().min(1).default('127.0.0.1'),
+    EARSHOT_API_PORT: port.default(8080),
+    EARSHOT_API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+    EARSHOT_INGEST_HOST: z.string().min(1).default('127.0.0.1'),
+    EARSHOT_INGEST_PORT: port.default(8081),
+    EARSHOT_INGEST_PUBLIC_URL: z
+      .string()
+      .regex(/^wss?:\/\/[^/?#\s]+$/, 'ws:// or wss:// and a host, with no path or query')
+      .optional(),
+    EARSHOT_INGEST_CHUNK_MS: z.coerce
+      .number()
+      .int()
+      .min(20)
+      .max(1000)
+      .refine((ms) => ms % 20 === 0, 'a multiple of 20 (Twilio frames are 20 ms)')
+      .default(100),
+    EARSHOT_INGEST_MAX_BUFFERED_MS: z.coerce.number().int().min(1000).default(30_000),
+    EARSHOT_INGEST_IDLE_TIMEOUT_S: z.coerce.number().int().min(8).max(960).default(30),
+    EARSHOT_TWILIO_SIGNATURE: z.enum(['off', 'when-configured', 'required']).default('when-configured'),
+    EARSHOT_TLS_CERT_FILE: z.string().min(1).optional(),
+    EARSHOT_TLS_KEY_FILE: z.string().min(1).optional(),
     // Local servers run by `earshot infra` (and used by the tests).
     EARSHOT_INFRA_DIR: z.string().min(1).default('./.earshot/infra'),
     EARSHOT_INFRA_CACHE_DIR: z.string().min(1).optional(),
@@ -97,6 +129,9 @@ export function loadConfig<S extends z.ZodObject>(schema: S, options: LoadConfig
   }
   const candidate = Object.fromEntries(Object.entries(raw).filter(([name]) => known.has(name)));
   const parsed = schema.safeParse(candidate);
+  if (parsed.success && Boolean(candidate.EARSHOT_TLS_CERT_FILE) !== Boolean(candidate.EARSHOT_TLS_KEY_FILE)) {
+    problems.push('EARSHOT_TLS_CERT_FILE and EARSHOT_TLS_KEY_FILE go together: set both or neither');
+  }
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = issue.path.join('.') || '(config)';

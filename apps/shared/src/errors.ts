@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'EARSHOT_EVENT_LOG_UNAVAILABLE'
   | 'EARSHOT_INFRA_PREREQUISITE_MISSING'
   | 'EARSHOT_INFRA_START_FAILED'
+  | 'EARSHOT_TOKEN_INVALID'
+  | 'EARSHOT_APP_NOT_FOUND'
   | 'EARSHOT_USAGE';
 
 export class EarshotError extends Error {

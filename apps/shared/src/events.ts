@@ -151,7 +151,8 @@ export type AppChange =
   | { readonly type: 'AppCreated'; readonly data: { readonly name: string; readonly secretHash: string } }
   | { readonly type: 'AppSecretRotated'; readonly data: { readonly secretHash: string } }
   | { readonly type: 'AppDisabled'; readonly data: { readonly reason: string | null } }
-  | { readonly type: 'AppWebhookSet'; readonly data: { readonly url: string; readonly encryptedAuth: string | null } };
+  | { readonly type: 'AppWebhookSet'; readonly data: { readonly url: string; readonly encryptedAuth: string | null } }
+  | { readonly type: 'AppTwilioAuthTokenSet'; readonly data: { readonly enabled: boolean } };
 
 export type AppState = {
   readonly eventId: string;
@@ -162,6 +163,7 @@ export type AppState = {
   readonly disabled: boolean;
   readonly webhookUrl: string | null;
   readonly encryptedWebhookAuth: string | null;
+  readonly encryptedTwilioAuthToken: string | null;
 } & AppChange;
 
 // ---- earshot.deliveries.v1 (key: Call SID) --------------------------------------------

@@ -174,6 +174,14 @@ export class EmbeddedEventLog implements EventLog {
     return { name, partitions: topic.partitions.length, compacted: topic.spec.compacted, retentionMs: topic.spec.retentionMs };
   }
 
+  async endOffsets(name: string): Promise<number[]> {
+    const topic = this.topic(name);
+    return topic.partitions.map((p) => {
+      p.readFile(); // another process may have appended since we last looked
+      return p.nextOffset;
+    });
+  }
+
   async produce<T>(spec: TopicSpec<T>, records: readonly ProduceRecord<T>[]): Promise<void> {
     this.assertOpen();
     const topic = this.topic(spec.name);

@@ -96,6 +96,14 @@ export class KafkaEventLog implements EventLog {
     };
   }
 
+  async endOffsets(name: string): Promise<number[]> {
+    const admin = await this.connectAdmin();
+    const offsets = await admin.fetchTopicOffsets(name);
+    const result: number[] = [];
+    for (const o of offsets) result[o.partition] = Number(o.high);
+    return result;
+  }
+
   async produce<T>(topic: TopicSpec<T>, records: readonly ProduceRecord<T>[]): Promise<void> {
     // Encode everything first: one invalid record rejects the whole call and sends nothing.
     const now = Date.now();

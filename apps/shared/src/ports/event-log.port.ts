@@ -15,6 +15,9 @@ export interface EventLog {
   /** How a topic is configured on the log, as the log itself reports it. */
   describeTopic(name: string): Promise<TopicDescription>;
 
+  /** The next offset of each partition (index = partition): what a reader must reach to have read everything. */
+  endOffsets(topic: string): Promise<number[]>;
+
   /** Appends records; resolves once the log has accepted them (Kafka: acks from all in-sync replicas). */
   produce<T>(topic: TopicSpec<T>, records: readonly ProduceRecord<T>[]): Promise<void>;
 
