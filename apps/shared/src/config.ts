@@ -37,7 +37,10 @@ export const configSchema = z
       .optional(),
     EARSHOT_STREAM_TOKEN_KEYS: z
       .string()
-      .regex(/^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=(,[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=)*$/, 'comma-separated kid:key pairs, each key 32 random bytes in base64; the first one signs')
+      .regex(
+        /^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=(,[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=)*$/,
+        'comma-separated kid:key pairs, each key 32 random bytes in base64; the first one signs',
+      )
       .optional(),
     EARSHOT_STREAM_TOKEN_TTL_S: z.coerce.number().int().min(10).max(86_400).default(300),
     // HTTP API and media ingest.

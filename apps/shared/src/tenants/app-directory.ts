@@ -88,7 +88,11 @@ export async function followAppDirectory(log: EventLog, logger: Logger): Promise
   });
   if (reached.every(Boolean)) caughtUp();
   // Every node reads the whole topic: a group of its own, nothing committed.
-  const consumer: EventLogConsumer = log.createConsumer({ groupId: `earshot-apps-${randomUUID()}`, topics: [TOPICS.apps], fromBeginning: true });
+  const consumer: EventLogConsumer = log.createConsumer({
+    groupId: `earshot-apps-${randomUUID()}`,
+    topics: [TOPICS.apps],
+    fromBeginning: true,
+  });
   await consumer.run(async (batch) => {
     for (const record of batch.records) {
       directory.apply(record.value as AppState);

@@ -37,9 +37,13 @@ export class CredentialBox {
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));
       return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
     } catch (error) {
-      throw new EarshotError('EARSHOT_CONFIG_INVALID', 'cannot decrypt a stored credential: EARSHOT_SECRETS_KEY is not the key it was sealed with', {
-        cause: error,
-      });
+      throw new EarshotError(
+        'EARSHOT_CONFIG_INVALID',
+        'cannot decrypt a stored credential: EARSHOT_SECRETS_KEY is not the key it was sealed with',
+        {
+          cause: error,
+        },
+      );
     }
   }
 }
@@ -47,7 +51,10 @@ export class CredentialBox {
 export function loadCredentialBox(config: Config): CredentialBox {
   if (config.EARSHOT_SECRETS_KEY) return new CredentialBox(Buffer.from(config.EARSHOT_SECRETS_KEY, 'base64'));
   if (config.EARSHOT_MODE !== 'embedded') {
-    throw new EarshotError('EARSHOT_CONFIG_INVALID', 'EARSHOT_SECRETS_KEY is required in distributed mode (32 random bytes, base64: openssl rand -base64 32)');
+    throw new EarshotError(
+      'EARSHOT_CONFIG_INVALID',
+      'EARSHOT_SECRETS_KEY is required in distributed mode (32 random bytes, base64: openssl rand -base64 32)',
+    );
   }
   const file = join(resolve(config.EARSHOT_DATA_DIR), 'secrets.key');
   if (!existsSync(file)) {

@@ -66,7 +66,8 @@ export class StreamTokens {
       if (error instanceof EarshotError) throw error;
       if (error instanceof joseErrors.JWTExpired) throw reject('expired', 'stream token expired');
       if (error instanceof joseErrors.JWSSignatureVerificationFailed) throw reject('bad_signature', 'stream token signature is invalid');
-      if (error instanceof joseErrors.JWTClaimValidationFailed && error.claim === 'aud') throw reject('wrong_audience', 'stream token is not for ingest');
+      if (error instanceof joseErrors.JWTClaimValidationFailed && error.claim === 'aud')
+        throw reject('wrong_audience', 'stream token is not for ingest');
       throw reject('malformed', 'stream token is malformed');
     }
   }
@@ -89,7 +90,10 @@ export function loadStreamTokens(config: Config, box: CredentialBox): StreamToke
     return new StreamTokens(keys, config.EARSHOT_STREAM_TOKEN_TTL_S);
   }
   if (config.EARSHOT_MODE !== 'embedded') {
-    throw new EarshotError('EARSHOT_CONFIG_INVALID', 'EARSHOT_STREAM_TOKEN_KEYS is required in distributed mode (e.g. k1:$(openssl rand -base64 32))');
+    throw new EarshotError(
+      'EARSHOT_CONFIG_INVALID',
+      'EARSHOT_STREAM_TOKEN_KEYS is required in distributed mode (e.g. k1:$(openssl rand -base64 32))',
+    );
   }
   return new StreamTokens([['embedded', box.derive('earshot stream tokens')]], config.EARSHOT_STREAM_TOKEN_TTL_S);
 }
