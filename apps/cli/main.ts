@@ -1,5 +1,6 @@
 import { loadEarshotConfig } from '../shared/src/config.js';
 import { isEarshotError } from '../shared/src/errors.js';
+import { appsCommand } from './src/commands/apps.command.js';
 import { infraCommand } from './src/commands/infra.command.js';
 import { startCommand } from './src/commands/start.command.js';
 import { testCommand } from './src/commands/test.command.js';
@@ -12,6 +13,7 @@ const USAGE = `Usage: earshot <command> [options]
 
 Commands:
   start                 run the gateway (embedded mode by default)
+  apps                  create, list, rotate, disable apps (tenants) and set their webhooks
   infra up|down|status  run the local Kafka, schema registry and ClickHouse on loopback
   test                  lint, type-check, bring the servers up and run every test
 
@@ -20,6 +22,7 @@ Settings come from EARSHOT_* environment variables (and EARSHOT_CONFIG_FILE); se
 
 const commands: Record<string, (argv: string[], config: () => ReturnType<typeof loadEarshotConfig>) => Promise<number>> = {
   start: startCommand,
+  apps: appsCommand,
   infra: infraCommand,
   test: testCommand,
 };

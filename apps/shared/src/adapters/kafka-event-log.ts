@@ -63,6 +63,16 @@ export class KafkaEventLog implements EventLog {
 
   async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
     const admin = await this.connectAdmin();
+    // Create only what is missing: kafkajs logs an error for every topic that already exists.
+    const existing = new Set(await admin.listTopics());
+    const missing = specs.filter((spec) => !existing.has(spec.name));
+    if (missing.length > 0) {
+      await this.createTopics(admin, missing);
+    }
+    for (const spec of specs) await this.codec.register(spec);
+  }
+
+  private async createTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<void> {
     await admin.createTopics({
       waitForLeaders: true,
       topics: specs.map((spec) => ({
@@ -75,7 +85,6 @@ export class KafkaEventLog implements EventLog {
         ],
       })),
     });
-    for (const spec of specs) await this.codec.register(spec);
   }
 
   async describeTopic(name: string): Promise<TopicDescription> {
