@@ -2,6 +2,7 @@ import { loadEarshotConfig } from '../shared/src/config.js';
 import { isEarshotError } from '../shared/src/errors.js';
 import { appsCommand } from './src/commands/apps.command.js';
 import { infraCommand } from './src/commands/infra.command.js';
+import { simulateCallCommand } from './src/commands/simulate-call.command.js';
 import { startCommand } from './src/commands/start.command.js';
 import { testCommand } from './src/commands/test.command.js';
 
@@ -14,6 +15,7 @@ const USAGE = `Usage: earshot <command> [options]
 Commands:
   start                 run the gateway (embedded mode by default)
   apps                  create, list, rotate, disable apps (tenants) and set their webhooks
+  simulate-call         play calls to a running gateway as Twilio would
   infra up|down|status  run the local Kafka, schema registry and ClickHouse on loopback
   test                  lint, type-check, bring the servers up and run every test
 
@@ -23,6 +25,7 @@ Settings come from EARSHOT_* environment variables (and EARSHOT_CONFIG_FILE); se
 const commands: Record<string, (argv: string[], config: () => ReturnType<typeof loadEarshotConfig>) => Promise<number>> = {
   start: startCommand,
   apps: appsCommand,
+  'simulate-call': simulateCallCommand,
   infra: infraCommand,
   test: testCommand,
 };

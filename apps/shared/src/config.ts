@@ -47,6 +47,7 @@ export const configSchema = z
     EARSHOT_API_HOST: z.string().min(1).default('127.0.0.1'),
     EARSHOT_API_PORT: port.default(8080),
     EARSHOT_API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+    EARSHOT_API_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(30),
     EARSHOT_INGEST_HOST: z.string().min(1).default('127.0.0.1'),
     EARSHOT_INGEST_PORT: port.default(8081),
     EARSHOT_INGEST_PUBLIC_URL: z

@@ -48,7 +48,11 @@ export async function appsCommand(argv: string[], loadConfig: () => Config): Pro
   const action = positionals[0];
   const config = loadConfig();
   // Logs go to stderr: stdout carries the JSON a program reads.
-  const logger = createLogger({ level: config.EARSHOT_LOG_LEVEL === 'info' ? 'warn' : config.EARSHOT_LOG_LEVEL, name: 'earshot-apps', destination: process.stderr });
+  const logger = createLogger({
+    level: config.EARSHOT_LOG_LEVEL === 'info' ? 'warn' : config.EARSHOT_LOG_LEVEL,
+    name: 'earshot-apps',
+    destination: process.stderr,
+  });
   const log = createEventLog(config, logger);
   const admin = new AppAdmin(log, loadCredentialBox(config));
   const required = (name: 'name' | 'api-id' | 'url'): string => {
