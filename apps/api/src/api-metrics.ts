@@ -30,7 +30,7 @@ export function apiMetrics(registry: Registry): ApiMetrics {
       existing('earshot_api_request_duration_seconds') ??
       new Histogram({
         name: 'earshot_api_request_duration_seconds',
-        help: 'Time from request received to response finished, by method and route template.',
+        help: 'Time from request received to response handed to Node, by method and route template.',
         labelNames: ['method', 'route'],
         buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
         registers: [registry],

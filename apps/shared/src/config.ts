@@ -45,11 +45,11 @@ export const configSchema = z
     EARSHOT_STREAM_TOKEN_TTL_S: z.coerce.number().int().min(10).max(86_400).default(300),
     // HTTP API and media ingest.
     EARSHOT_API_HOST: z.string().min(1).default('127.0.0.1'),
-    EARSHOT_API_PORT: port.default(8080),
+    EARSHOT_API_PORT: z.coerce.number().int().min(0).max(65535).default(8080), // 0: any free port (tests)
     EARSHOT_API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
     EARSHOT_API_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(30),
     EARSHOT_INGEST_HOST: z.string().min(1).default('127.0.0.1'),
-    EARSHOT_INGEST_PORT: port.default(8081),
+    EARSHOT_INGEST_PORT: z.coerce.number().int().min(0).max(65535).default(8081), // 0: any free port (tests)
     EARSHOT_INGEST_PUBLIC_URL: z
       .string()
       .regex(/^wss?:\/\/[^/?#\s]+$/, 'ws:// or wss:// and a host, with no path or query')

@@ -1,0 +1,86 @@
+import type { Runtime } from '../shared/src/runtime.js';
+import { apiMetrics } from './src/api-metrics.js';
+import { AuditTrail } from './src/audit/audit-trail.js';
+import { CallTracker } from './src/consumer/call-tracker.js';
+import { TokenBuckets } from './src/domain/token-bucket.js';
+import type { CallCommandDeps } from './src/http/call-commands.js';
+import { listen, tlsOptions } from './src/http/listen.js';
+import { openApiRoute } from './src/http/openapi/openapi.js';
+import { healthzRoute, readyzRoute } from './src/http/operations/health.routes.js';
+import { metricsRoute } from './src/http/operations/metrics.route.js';
+import { createKoaApp } from './src/http/server.js';
+import { startStreamingRoute } from './src/http/start-streaming/start-streaming.route.js';
+import { stopStreamingRoute } from './src/http/stop-streaming/stop-streaming.route.js';
+import { ingestPublicUrl, isWildcardHost } from './src/http/stream-url/ingest-url.js';
+import { streamUrlRoute } from './src/http/stream-url/stream-url.route.js';
+
+/**
+ * The API app (SPEC §3): call control over HTTPS for tenants, operations endpoints for
+ * operators. The only composition root of the app: everything it uses comes from the
+ * runtime, and nothing else in `apps/api` builds a dependency.
+ */
+export interface ApiServer {
+  /** Where it listens, with the real port (EARSHOT_API_PORT=0 picks a free one). */
+  readonly url: string;
+  /** Stops taking requests, lets in-flight ones finish (up to 2 s), leaves the event log open. */
+  stop(): Promise<void>;
+}
+
+export async function startApi(runtime: Runtime, options: { clock?: () => number } = {}): Promise<ApiServer> {
+  const { config } = runtime;
+  const clock = options.clock ?? Date.now;
+  const logger = runtime.logger.child({ component: 'api' });
+  const tls = tlsOptions(config); // refuses plain HTTP off loopback before anything starts
+  const metrics = apiMetrics(runtime.metrics);
+  const tracker = new CallTracker({ log: runtime.eventLog, logger, metrics, clock });
+  const audit = new AuditTrail(runtime.eventLog, clock);
+  const commands: CallCommandDeps = { log: runtime.eventLog, tracker, audit, metrics, logger, clock };
+
+  const ingestUrl = ingestPublicUrl(config);
+  if (!config.EARSHOT_INGEST_PUBLIC_URL && isWildcardHost(config.EARSHOT_INGEST_HOST)) {
+    logger.warn({ ingestUrl }, 'api.ingest_url_unreachable: set EARSHOT_INGEST_PUBLIC_URL to the address Twilio should connect to');
+  }
+  const routes = [
+    streamUrlRoute({ tokens: runtime.tokens, audit, ingestUrl }),
+    startStreamingRoute(commands),
+    stopStreamingRoute(commands),
+    healthzRoute(),
+    readyzRoute({ log: runtime.eventLog, tracker }),
+    metricsRoute(runtime.metrics),
+  ];
+  const failuresByAddress = new TokenBuckets(config.EARSHOT_API_AUTH_FAILURES_PER_MINUTE, clock);
+  const requestsByTenant = new TokenBuckets(config.EARSHOT_API_RATE_LIMIT_PER_MINUTE, clock);
+  const app = createKoaApp({
+    routes: [...routes, openApiRoute(routes)],
+    logger,
+    metrics,
+    auth: {
+      apps: runtime.apps,
+      metrics,
+      failuresByAddress,
+      requestsByTenant,
+      tenantLimitPerMinute: config.EARSHOT_API_RATE_LIMIT_PER_MINUTE,
+    },
+  });
+  const sweeper = setInterval(() => {
+    failuresByAddress.sweep();
+    requestsByTenant.sweep();
+  }, 60_000);
+  sweeper.unref();
+
+  // Listen first so /healthz answers (and /readyz says 503) while the call state loads.
+  const listening = await listen(app.callback(), { host: config.EARSHOT_API_HOST, port: config.EARSHOT_API_PORT, tls });
+  const stop = async (): Promise<void> => {
+    clearInterval(sweeper);
+    await listening.close();
+    await tracker.stop();
+  };
+  try {
+    await tracker.start();
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  logger.info({ url: listening.url, tls: tls !== null }, 'api.listening');
+  return { url: listening.url, stop };
+}
