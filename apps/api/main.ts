@@ -2,6 +2,7 @@ import type { Runtime } from '../shared/src/runtime.js';
 import { apiMetrics } from './src/api-metrics.js';
 import { AuditTrail } from './src/audit/audit-trail.js';
 import { CallTracker } from './src/consumer/call-tracker.js';
+import { SessionWaiter } from './src/consumer/session-waiter.js';
 import { TokenBuckets } from './src/domain/token-bucket.js';
 import type { CallCommandDeps } from './src/http/call-commands.js';
 import { listen, tlsOptions } from './src/http/listen.js';
@@ -34,7 +35,17 @@ export async function startApi(runtime: Runtime, options: { clock?: () => number
   const metrics = apiMetrics(runtime.metrics);
   const tracker = new CallTracker({ log: runtime.eventLog, logger, metrics, clock });
   const audit = new AuditTrail(runtime.eventLog, clock);
-  const commands: CallCommandDeps = { log: runtime.eventLog, tracker, audit, metrics, logger, clock };
+  const sessions = new SessionWaiter({ log: runtime.eventLog, logger, clock });
+  const commands: CallCommandDeps = {
+    log: runtime.eventLog,
+    tracker,
+    audit,
+    metrics,
+    logger,
+    clock,
+    sessions,
+    stopTimeoutMs: config.EARSHOT_STOP_TIMEOUT_MS,
+  };
 
   const ingestUrl = ingestPublicUrl(config);
   if (!config.EARSHOT_INGEST_PUBLIC_URL && isWildcardHost(config.EARSHOT_INGEST_HOST)) {
@@ -74,8 +85,10 @@ export async function startApi(runtime: Runtime, options: { clock?: () => number
     clearInterval(sweeper);
     await listening.close();
     await tracker.stop();
+    await sessions.stop();
   };
   try {
+    await sessions.start();
     await tracker.start();
   } catch (error) {
     await stop();

@@ -4,6 +4,7 @@ import { readToEnd } from '../../apps/shared/src/read-to-end.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
 import { waitFor } from '../support/wait.js';
 import { type ApiHarness, newCallSid, startBody, startTestApi } from './support/api-harness.js';
+import { STAND_IN_SUMMARY } from './support/asr-stand-in.js';
 
 /** Start and stop over real HTTP on the embedded log (SPEC §3.2, §3.3), and the call state behind 404/409. */
 const START = '/mg-autotranscribe/v1/start-streaming';
@@ -100,13 +101,17 @@ t.test('start-streaming takes every option and the trackMap', async (t) => {
   }
 });
 
-t.test('stop-streaming publishes TranscriptionStopRequested and names the stream ids that end', async (t) => {
+t.test('stop-streaming publishes TranscriptionStopRequested and answers with the stream ids and summaries that end', async (t) => {
   const api = await startTestApi(t);
   const callSid = newCallSid();
   const started = await api.call<StreamingBody>('POST', START, { json: startBody(callSid) });
   const stopped = await api.call<StreamingBody>('POST', STOP, { json: { namespace: 'twilio', guid: callSid } });
   t.equal(stopped.status, 200);
-  t.same(stopped.body, started.body, 'same shape and stream ids as the start (summary: a later issue)');
+  const roles = stopped.body.autotranscribeResponse;
+  t.equal(roles.customer.streamId, started.body.autotranscribeResponse.customer.streamId, 'the stream ids of the session that ended');
+  t.equal(roles.agent.streamId, started.body.autotranscribeResponse.agent.streamId);
+  t.same((roles.customer as unknown as { summary: unknown }).summary, STAND_IN_SUMMARY, 'the asr consumer’s summary, per role');
+  t.equal((roles.agent as unknown as { summary: { transcripts: number } }).summary.transcripts, 1);
   const events = await callEvents(api, callSid);
   t.same(
     events.map((e) => e.type),
@@ -117,6 +122,23 @@ t.test('stop-streaming publishes TranscriptionStopRequested and names the stream
   const again = await api.call<StreamingBody>('POST', START, { json: startBody(callSid) });
   t.equal(again.status, 200, 'start after stop resumes');
   t.not(again.body.autotranscribeResponse.customer.streamId, started.body.autotranscribeResponse.customer.streamId, 'with new stream ids');
+});
+
+t.test('stop-streaming answers 503 when transcription does not confirm the stop in time', async (t) => {
+  const api = await startTestApi(t, { asrStandIn: false, env: { EARSHOT_STOP_TIMEOUT_MS: '300' } });
+  const callSid = newCallSid();
+  await api.call('POST', START, { json: startBody(callSid) });
+  const stopped = await api.call<{ error: { code: string; message: string } }>('POST', STOP, {
+    json: { namespace: 'twilio', guid: callSid },
+  });
+  t.equal(stopped.status, 503);
+  t.equal(stopped.body.error.code, '503-01');
+  t.match(stopped.body.error.message, /did not confirm the stop within 300 ms; the stop is recorded/);
+  t.same(
+    (await callEvents(api, callSid)).map((e) => e.type),
+    ['TranscriptionStartRequested', 'TranscriptionStopRequested'],
+    'the stop command was published anyway',
+  );
 });
 
 t.test('start twice is 409, even before the log hands the first start back', async (t) => {

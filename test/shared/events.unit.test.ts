@@ -91,7 +91,15 @@ const sessionEvents: SessionEvent[] = [
   {
     ...envelope,
     type: 'TranscriptionSessionOpened',
-    data: { requestId: 'r1', customerStreamId: 's1', agentStreamId: 's2', language: 'en-US' },
+    data: {
+      requestId: 'r1',
+      customerStreamId: 's1',
+      agentStreamId: 's2',
+      language: 'en-US',
+      start: null,
+      commandPartition: 2,
+      commandOffset: 10,
+    },
   },
   {
     ...envelope,
@@ -102,6 +110,8 @@ const sessionEvents: SessionEvent[] = [
       summaries: [
         { role: 'customer', streamId: 's1', totalAudioBytes: 8000, audioDurationMs: 1000, streamingSeconds: 1.5, transcripts: 2 },
       ],
+      commandPartition: 2,
+      commandOffset: 42,
     },
   },
 ];

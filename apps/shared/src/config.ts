@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { EarshotError } from './errors.js';
 
@@ -66,6 +68,13 @@ export const configSchema = z
     EARSHOT_TWILIO_SIGNATURE: z.enum(['off', 'when-configured', 'required']).default('when-configured'),
     EARSHOT_TLS_CERT_FILE: z.string().min(1).optional(),
     EARSHOT_TLS_KEY_FILE: z.string().min(1).optional(),
+    // Speech recognition.
+    EARSHOT_MODELS_DIR: z
+      .string()
+      .min(1)
+      .default(join(homedir(), '.cache', 'earshot', 'models')),
+    EARSHOT_ASR_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
+    EARSHOT_STOP_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
     // Local servers run by `earshot infra` (and used by the tests).
     EARSHOT_INFRA_DIR: z.string().min(1).default('./.earshot/infra'),
     EARSHOT_INFRA_CACHE_DIR: z.string().min(1).optional(),

@@ -127,12 +127,18 @@ export interface TranscriptionSessionOpened {
   readonly customerStreamId: string;
   readonly agentStreamId: string;
   readonly language: string;
+  readonly start: TranscriptionStartRequested | null;
+  /** Where the start command sits on earshot.call-events.v1 (for restoring sessions after a rebalance). */
+  readonly commandPartition: number;
+  readonly commandOffset: number;
 }
 
 export interface TranscriptionSessionClosed {
   readonly requestId: string | null;
   readonly reason: 'stop_requested' | 'stream_ended' | 'replayed_shutdown';
   readonly summaries: readonly SessionSummary[];
+  readonly commandPartition: number;
+  readonly commandOffset: number;
 }
 
 export type SessionEvent = {

@@ -5,6 +5,7 @@ import type { Test } from 'tap';
 import { type ApiServer, startApi } from '../../../apps/api/main.js';
 import type { Runtime } from '../../../apps/shared/src/runtime.js';
 import { createTestApp, testRuntime } from '../../support/runtime.js';
+import { startAsrStandIn } from './asr-stand-in.js';
 import { type ObservedResponse, OpenApiValidator } from './openapi-validator.js';
 
 /**
@@ -81,6 +82,8 @@ export async function startTestApi(
     wrap?: (runtime: Runtime) => Runtime;
     /** The CA of a TLS listener: requests then go through node:https (Node 20's fetch takes no CA). */
     ca?: Buffer;
+    /** Answer stop commands as the asr consumer would (default true). */
+    asrStandIn?: boolean;
   } = {},
 ): Promise<ApiHarness> {
   let runtime = options.runtime;
@@ -88,6 +91,10 @@ export async function startTestApi(
     const created = await testRuntime({ kafka: options.kafka, env: { EARSHOT_API_PORT: '0', ...options.env } });
     t.teardown(() => created.cleanup());
     runtime = created;
+  }
+  if (options.asrStandIn !== false) {
+    const standIn = await startAsrStandIn(runtime);
+    t.teardown(() => standIn.stop());
   }
   const api = await startApi(options.wrap ? options.wrap(runtime) : runtime);
   t.teardown(() => api.stop());

@@ -6,6 +6,7 @@ import { TOPICS } from '../../../shared/src/topics.js';
 import type { ApiMetrics } from '../api-metrics.js';
 import type { AuditAction, AuditTrail } from '../audit/audit-trail.js';
 import type { CallTracker } from '../consumer/call-tracker.js';
+import type { SessionWaiter } from '../consumer/session-waiter.js';
 import type { ApiContext } from './context.js';
 import { ApiError } from './errors.js';
 
@@ -21,6 +22,9 @@ export interface CallCommandDeps {
   readonly metrics: ApiMetrics;
   readonly logger: Logger;
   readonly clock: () => number;
+  /** Delivers the asr consumer's session summaries to stop-streaming. */
+  readonly sessions: SessionWaiter;
+  readonly stopTimeoutMs: number;
 }
 
 /** Same answer for a call nobody has and another tenant's call: nothing leaks. */

@@ -31,11 +31,27 @@ export const RoleStream = z.object({
   status: StreamStatus,
 });
 
-/** start and stop answer alike (stop will add a per-role `summary`; see apps/api/README.md). */
+export const SessionSummary = z.object({
+  totalAudioBytes: z.number().int().min(0).describe('Audio bytes (8 kHz mu-law) transcribed for this role in the session.'),
+  audioDurationMs: z.number().int().min(0),
+  streamingSeconds: z.number().min(0).describe('Wall time from start-streaming to stop-streaming.'),
+  transcripts: z.number().int().min(0).describe('Utterances delivered for this role in the session.'),
+});
+
+/** start answers with each role's stream; stop adds the summary of the session that ended. */
 export const streamingResponse = () =>
   z.object({
     isOk: z.literal(true),
     autotranscribeResponse: z.object({ customer: RoleStream, agent: RoleStream }),
+  });
+
+export const stopResponse = () =>
+  z.object({
+    isOk: z.literal(true),
+    autotranscribeResponse: z.object({
+      customer: RoleStream.extend({ summary: SessionSummary }),
+      agent: RoleStream.extend({ summary: SessionSummary }),
+    }),
   });
 
 export const ErrorResponse = z.object({

@@ -4,14 +4,14 @@ import { auditCommand, type CallCommandDeps, callNotFound, publishCommand, requi
 import { tenantOf } from '../context.js';
 import { ApiError } from '../errors.js';
 import type { RouteSpec } from '../route.js';
-import { CallSid, Namespace, streamingBody, streamingResponse } from '../schemas.js';
+import { CallSid, Namespace, stopResponse, streamingBody } from '../schemas.js';
 import { validate } from '../validation.js';
 
 /**
  * POST /mg-autotranscribe/v1/stop-streaming (SPEC §3.3): publishes
- * `TranscriptionStopRequested`; the asr consumer finishes the utterance in progress. The
- * response names the stream ids of the session that ends. Known gap: the per-role `summary`
- * needs the asr consumer's session totals (a later issue); see apps/api/README.md.
+ * `TranscriptionStopRequested`, waits (bounded, EARSHOT_STOP_TIMEOUT_MS) until the asr
+ * consumer has finished the utterance in progress and closed the session, and answers with
+ * each role's summary. No answer in time: 503 — the stop stands and completes anyway.
  */
 export const StopStreamingRequest = z.object({ namespace: Namespace, guid: CallSid });
 
@@ -26,7 +26,7 @@ export function stopStreamingRoute(deps: CallCommandDeps): RouteSpec {
     tag: 'call control',
     authenticated: true,
     requestBody: { id: 'StopStreamingRequest', schema: StopStreamingRequest },
-    success: { description: 'Transcription stopped', body: { id: 'StopStreamingResponse', schema: streamingResponse() } },
+    success: { description: 'Transcription stopped', body: { id: 'StopStreamingResponse', schema: stopResponse() } },
     errors: [400, 401, 404, 409, 413, 429, 500, 503],
     handle: async (ctx) => {
       const tenant = tenantOf(ctx);
@@ -47,7 +47,33 @@ export function stopStreamingRoute(deps: CallCommandDeps): RouteSpec {
         return decision;
       });
       await auditCommand(deps, ctx, 'transcription.stop', callSid);
-      ctx.body = streamingBody(stopped.customerStreamId, stopped.agentStreamId);
+      const closed = await deps.sessions.wait(ctx.state.requestId, deps.stopTimeoutMs);
+      if (!closed) {
+        throw new ApiError(
+          503,
+          `transcription did not confirm the stop within ${deps.stopTimeoutMs} ms; the stop is recorded and will complete`,
+          {
+            retryAfterS: 1,
+          },
+        );
+      }
+      const summary = (role: 'customer' | 'agent') => {
+        const s = closed.summaries.find((x) => x.role === role);
+        return {
+          totalAudioBytes: s?.totalAudioBytes ?? 0,
+          audioDurationMs: s?.audioDurationMs ?? 0,
+          streamingSeconds: s?.streamingSeconds ?? 0,
+          transcripts: s?.transcripts ?? 0,
+        };
+      };
+      const streams = streamingBody(stopped.customerStreamId, stopped.agentStreamId);
+      ctx.body = {
+        ...streams,
+        autotranscribeResponse: {
+          customer: { ...streams.autotranscribeResponse.customer, summary: summary('customer') },
+          agent: { ...streams.autotranscribeResponse.agent, summary: summary('agent') },
+        },
+      };
     },
   };
 }

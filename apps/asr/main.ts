@@ -1,0 +1,35 @@
+import type { Runtime } from '../shared/src/runtime.js';
+import { startAsr } from './src/consumer/asr-consumer.js';
+import { createMoonshineEngine } from './src/engine/moonshine-engine.js';
+import type { SpeechEngine } from './src/engine/speech-engine.port.js';
+
+/**
+ * The asr app (SPEC §5, §6): the speech engine (one per process, shared by every call) and
+ * the stateful consumer of earshot.call-events.v1. The only composition root of the app.
+ * Model files are fetched at install time (`npm run models`), never here.
+ */
+export interface AsrServer {
+  readonly describe: string;
+  readonly engine: SpeechEngine;
+  stop(): Promise<void>;
+}
+
+export async function startAsrApp(runtime: Runtime, options: { engine?: SpeechEngine; groupId?: string } = {}): Promise<AsrServer> {
+  const { config } = runtime;
+  const engine =
+    options.engine ??
+    createMoonshineEngine({
+      modelsDir: config.EARSHOT_MODELS_DIR,
+      workers: config.EARSHOT_ASR_WORKERS,
+    });
+  await engine.ready(); // fail at start-up, not on the first call, if the models are missing
+  const consumer = await startAsr(runtime, engine, { groupId: options.groupId });
+  return {
+    describe: `${engine.name}/${engine.model}, ${engine.stats().workers} worker(s)`,
+    engine,
+    stop: async () => {
+      await consumer.stop();
+      if (!options.engine) await engine.close();
+    },
+  };
+}

@@ -1,0 +1,181 @@
+import { isEarshotError } from '../../../shared/src/errors.js';
+import type { CallEvent, SessionEvent, UtteranceRecognized } from '../../../shared/src/events.js';
+import { Counter, Gauge, Histogram } from '../../../shared/src/metrics.js';
+import type { EventLogConsumer, LogRecord, RecordBatch, TopicPartition } from '../../../shared/src/ports/event-log.port.js';
+import type { Runtime } from '../../../shared/src/runtime.js';
+import { TOPICS } from '../../../shared/src/topics.js';
+import { DEFAULT_RULES } from '../domain/redaction.js';
+import type { SpeechEngine } from '../engine/speech-engine.port.js';
+import { CallTranscriber, type Emitter } from './call-transcriber.js';
+import { restoreOpenSessions } from './restore-sessions.js';
+
+/**
+ * The asr app: one consumer group over earshot.call-events.v1. Each assigned partition holds
+ * the CallTranscribers of its calls; offsets are committed only up to the oldest audio still
+ * needed (SPEC §5), on every batch and on a timer (utterances finish between batches).
+ */
+export const ASR_GROUP = 'earshot-asr';
+const COMMIT_EVERY_MS = 1000;
+const IDLE_CALL_MS = 15 * 60_000;
+
+interface PartitionState {
+  readonly partition: number;
+  readonly calls: Map<string, { transcriber: CallTranscriber; lastSeenMs: number }>;
+  readonly ready: Promise<void>;
+  lastOffset: number | null;
+  committed: number | null;
+}
+
+export interface AsrApp {
+  stop(): Promise<void>;
+}
+
+export async function startAsr(runtime: Runtime, engine: SpeechEngine, options: { groupId?: string } = {}): Promise<AsrApp> {
+  const { eventLog, logger } = runtime;
+  const log = logger.child({ app: 'asr' });
+  const metrics = asrMetrics(runtime);
+  const partitions = new Map<number, PartitionState>();
+  let stopping = false;
+
+  const emit: Emitter = {
+    utterance: (event: UtteranceRecognized) =>
+      produceWithRetry(() => eventLog.produce(TOPICS.utterances, [{ key: event.callSid, value: event }])).then(() => {
+        metrics.utterances.inc({ role: event.role });
+        metrics.latency.observe(Math.max(0, event.occurredAtMs - event.speechEndedAtMs) / 1000);
+      }),
+    session: (event: SessionEvent) => produceWithRetry(() => eventLog.produce(TOPICS.sessions, [{ key: event.callSid, value: event }])),
+  };
+
+  // Kafka being away must not lose an utterance: retry until it is written or we shut down.
+  async function produceWithRetry(produce: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await produce();
+      } catch (error) {
+        if (stopping && attempt > 5) throw error;
+        if (!isEarshotError(error) || !error.retriable) throw error;
+        log.warn({ err: error, attempt }, 'asr.produce_retry');
+        await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt)));
+      }
+    }
+  }
+
+  const transcriberDeps = {
+    engine,
+    emit,
+    redactionRules: () => DEFAULT_RULES,
+    now: Date.now,
+    onError: (error: unknown, context: Record<string, unknown>) => {
+      metrics.errors.inc({ stage: String(context.stage) });
+      log.error({ err: error, ...context }, 'asr.background_failure');
+    },
+  };
+
+  const consumer: EventLogConsumer = eventLog.createConsumer({
+    groupId: options.groupId ?? ASR_GROUP,
+    topics: [TOPICS.callEvents],
+    onAssignment: (assignment) => reassign(assignment),
+  });
+
+  function reassign(assignment: readonly TopicPartition[]): void {
+    const mine = new Set(assignment.map((tp) => tp.partition));
+    for (const p of [...partitions.keys()]) if (!mine.has(p)) partitions.delete(p); // revoked: another consumer replays it
+    for (const p of mine) {
+      if (partitions.has(p)) continue;
+      const state: PartitionState = { partition: p, calls: new Map(), ready: Promise.resolve(), lastOffset: null, committed: null };
+      (state as { ready: Promise<void> }).ready = (async () => {
+        const committed = await consumer.committed({ topic: TOPICS.callEvents.name, partition: p });
+        state.committed = committed;
+        for (const open of await restoreOpenSessions(eventLog, p, committed)) {
+          const transcriber = new CallTranscriber(open.callSid, open.tenantId, p, transcriberDeps);
+          transcriber.restore(open.start, open.openedAtMs);
+          state.calls.set(open.callSid, { transcriber, lastSeenMs: Date.now() });
+        }
+        if (state.calls.size > 0) log.info({ partition: p, restored: state.calls.size, committed }, 'asr.sessions_restored');
+      })();
+      partitions.set(p, state);
+    }
+    metrics.partitions.set(partitions.size);
+  }
+
+  async function handle(batch: RecordBatch): Promise<void> {
+    const state = partitions.get(batch.partition);
+    if (!state) return; // revoked while the batch was in flight
+    await state.ready;
+    for (const record of batch.records as LogRecord<CallEvent>[]) {
+      const event = record.value;
+      let entry = state.calls.get(event.callSid);
+      if (!entry) {
+        entry = {
+          transcriber: new CallTranscriber(event.callSid, event.tenantId, state.partition, transcriberDeps),
+          lastSeenMs: Date.now(),
+        };
+        state.calls.set(event.callSid, entry);
+      }
+      entry.lastSeenMs = Date.now();
+      await entry.transcriber.handle(event, record.offset);
+      state.lastOffset = record.offset;
+    }
+    await commit(state);
+  }
+
+  async function commit(state: PartitionState): Promise<void> {
+    if (state.lastOffset === null || partitions.get(state.partition) !== state) return;
+    let safe = state.lastOffset + 1;
+    for (const { transcriber } of state.calls.values()) {
+      const hold = transcriber.holdOffset();
+      if (hold !== null && hold < safe) safe = hold;
+    }
+    if (state.committed !== null && safe <= state.committed) return;
+    await consumer.commit([{ topic: TOPICS.callEvents.name, partition: state.partition, offset: safe }]);
+    state.committed = safe;
+  }
+
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const state of partitions.values()) {
+      for (const [callSid, entry] of state.calls) {
+        if (!entry.transcriber.started && now - entry.lastSeenMs > IDLE_CALL_MS) state.calls.delete(callSid);
+      }
+      commit(state).catch((error) => log.warn({ err: error, partition: state.partition }, 'asr.commit_failed'));
+    }
+    metrics.calls.set([...partitions.values()].reduce((n, s) => n + s.calls.size, 0));
+  }, COMMIT_EVERY_MS);
+  timer.unref();
+
+  await consumer.run(handle);
+  log.info({ engine: engine.name, model: engine.model }, 'asr.started');
+
+  return {
+    async stop() {
+      stopping = true;
+      clearInterval(timer);
+      // Finish what was said (utterances in progress are flushed by stop commands; here we
+      // only wait for queued text), write it, commit, and leave the group.
+      await Promise.all([...partitions.values()].flatMap((s) => [...s.calls.values()].map((c) => c.transcriber.drain())));
+      for (const state of partitions.values()) await commit(state).catch(() => {});
+      await consumer.stop();
+    },
+  };
+}
+
+function asrMetrics(runtime: Runtime) {
+  const registers = [runtime.metrics];
+  return {
+    utterances: new Counter({ name: 'earshot_asr_utterances_total', help: 'Utterances recognized', labelNames: ['role'], registers }),
+    errors: new Counter({
+      name: 'earshot_asr_errors_total',
+      help: 'Failures of recognition or of writing results',
+      labelNames: ['stage'],
+      registers,
+    }),
+    latency: new Histogram({
+      name: 'earshot_asr_end_of_speech_to_utterance_seconds',
+      help: 'From the arrival of the audio that ends an utterance to its event being written',
+      buckets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1, 1.5, 2, 3, 5],
+      registers,
+    }),
+    partitions: new Gauge({ name: 'earshot_asr_partitions', help: 'call-events partitions owned', registers }),
+    calls: new Gauge({ name: 'earshot_asr_calls', help: 'Calls with state in this consumer', registers }),
+  };
+}
