@@ -5,6 +5,7 @@ import { infraCommand } from './src/commands/infra.command.js';
 import { simulateCallCommand } from './src/commands/simulate-call.command.js';
 import { startCommand } from './src/commands/start.command.js';
 import { testCommand } from './src/commands/test.command.js';
+import { transcribeCommand } from './src/commands/transcribe.command.js';
 
 /**
  * `earshot <command>`: one executable for the gateway, its servers and its tests (SPEC 11).
@@ -28,6 +29,7 @@ const commands: Record<string, (argv: string[], config: () => ReturnType<typeof 
   'simulate-call': simulateCallCommand,
   infra: infraCommand,
   test: testCommand,
+  transcribe: transcribeCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

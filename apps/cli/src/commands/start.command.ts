@@ -1,19 +1,28 @@
+import { resolve } from 'node:path';
+import { startApi } from '../../../api/main.js';
+import { startAsrApp } from '../../../asr/main.js';
+import { startIngest } from '../../../ingest/main.js';
 import type { Config } from '../../../shared/src/config.js';
-import { createEventLog } from '../../../shared/src/event-log.js';
+import { EarshotError } from '../../../shared/src/errors.js';
 import { createLogger } from '../../../shared/src/logger.js';
-import { ALL_TOPICS } from '../../../shared/src/topics.js';
+import { createRuntime } from '../../../shared/src/runtime.js';
+import { AppAdmin } from '../../../shared/src/tenants/app-admin.js';
 import { parseOptions } from '../args.js';
 
-const USAGE = `Usage: earshot start [--mode embedded|distributed]
+const APPS = ['ingest', 'api', 'asr'] as const;
+type AppName = (typeof APPS)[number];
+
+const USAGE = `Usage: earshot start [--mode embedded|distributed] [--apps ${APPS.join(',')}]
 
 Runs the gateway. Embedded mode (the default) runs every app in this one process with an
 in-process event log and keeps its state under EARSHOT_DATA_DIR (default ./data): no servers
 needed. Distributed mode uses Kafka (EARSHOT_KAFKA_BROKERS) and the schema registry
-(EARSHOT_SCHEMA_REGISTRY_URL); 'earshot infra up' runs both locally.
-Stop with Ctrl-C: the gateway finishes in-flight work and exits.`;
+(EARSHOT_SCHEMA_REGISTRY_URL); 'earshot infra up' runs both locally, and each app can run in
+its own process (--apps api) and scale out.
+Stop with Ctrl-C: the gateway stops taking new work, finishes in-flight utterances and exits.`;
 
 export async function startCommand(argv: string[], loadConfig: () => Config): Promise<number> {
-  const { values } = parseOptions(argv, { mode: { type: 'string' } }, USAGE);
+  const { values } = parseOptions(argv, { mode: { type: 'string' }, apps: { type: 'string' } }, USAGE);
   if (values.help) {
     console.log(USAGE);
     return 0;
@@ -26,20 +35,68 @@ export async function startCommand(argv: string[], loadConfig: () => Config): Pr
     }
     config.EARSHOT_MODE = values.mode;
   }
+  const apps = parseApps(values.apps);
   const logger = createLogger({ level: config.EARSHOT_LOG_LEVEL, name: 'earshot' });
-  const eventLog = createEventLog(config, logger);
-  await eventLog.ensureTopics(ALL_TOPICS);
-  const where = config.EARSHOT_MODE === 'embedded' ? `data in ${config.EARSHOT_DATA_DIR}` : `Kafka at ${config.EARSHOT_KAFKA_BROKERS}`;
-  console.log(`Earshot is running in ${config.EARSHOT_MODE} mode (${where}).`);
-  console.log('Event log ready with topics:');
-  for (const topic of ALL_TOPICS) console.log(`  ${topic.name}`);
-  console.log('No apps yet: the ingest and API apps arrive with the next issues. Press Ctrl-C to stop.');
+  const runtime = await createRuntime(config, { logger, name: 'earshot' });
+  // Shutdown order: ingest stops taking audio, the API stops taking commands, then asr
+  // finishes the utterances in flight and commits.
+  const stops: { ingest?: () => Promise<void>; api?: () => Promise<void>; asr?: () => Promise<void> } = {};
+  const stopAll = async (): Promise<void> => {
+    for (const name of ['ingest', 'api', 'asr'] as const)
+      await stops[name]?.().catch((error) => logger.error({ err: error }, `${name}.stop_failed`));
+    await runtime.close();
+  };
+  const lines: string[] = [];
+  try {
+    if (apps.has('asr')) {
+      const asr = await startAsrApp(runtime);
+      stops.asr = asr.stop;
+      lines.push(`asr       ${asr.describe}`);
+    }
+    let ingestUrl = config.EARSHOT_INGEST_PUBLIC_URL;
+    if (apps.has('ingest')) {
+      const ingest = await startIngest(runtime);
+      stops.ingest = ingest.stop;
+      ingestUrl ??= ingest.url; // the real port when EARSHOT_INGEST_PORT=0
+      lines.push(`ingest    ${ingest.url}/twilio-media/<token>`);
+    }
+    if (apps.has('api')) {
+      const api = await startApi({ ...runtime, config: { ...config, EARSHOT_INGEST_PUBLIC_URL: ingestUrl } });
+      stops.api = api.stop;
+      lines.push(`api       ${api.url}`);
+    }
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
 
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+  const where =
+    config.EARSHOT_MODE === 'embedded' ? `state in ${resolve(config.EARSHOT_DATA_DIR)}` : `Kafka at ${config.EARSHOT_KAFKA_BROKERS}`;
+  console.log(`Earshot is running in ${config.EARSHOT_MODE} mode (${where}).`);
+  for (const line of lines) console.log(`  ${line}`);
+  if (config.EARSHOT_MODE === 'embedded' && runtime.apps.list().length === 0) {
+    // First run: a newcomer needs credentials to try it. Shown once, like `earshot apps create`.
+    const created = await new AppAdmin(runtime.eventLog, runtime.credentials).create({ name: 'first app' });
+    console.log('Created your first app (keep the secret: it is shown only this once):');
+    console.log(`  ${JSON.stringify(created)}`);
+  }
+  console.log('Press Ctrl-C to stop.');
+
+  await new Promise<void>((resolveSignal) => {
+    process.once('SIGINT', resolveSignal);
+    process.once('SIGTERM', resolveSignal);
   });
-  logger.info('shutting down');
-  await eventLog.close();
+  logger.info('earshot.shutting_down');
+  await stopAll();
   return 0;
+}
+
+function parseApps(list: string | undefined): Set<AppName> {
+  if (list === undefined) return new Set(APPS);
+  const names = list.split(',').map((s) => s.trim());
+  for (const name of names) {
+    if (!(APPS as readonly string[]).includes(name))
+      throw new EarshotError('EARSHOT_USAGE', `--apps: unknown app '${name}'; choose from ${APPS.join(', ')}`);
+  }
+  return new Set(names as AppName[]);
 }
