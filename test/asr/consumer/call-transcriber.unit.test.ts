@@ -8,7 +8,7 @@ import { fakeEngine } from '../support/fake-engine.js';
 // Given/when/then over one call: events in, utterance and session events out.
 const CALL = 'CA0123456789abcdef0123456789abcdef';
 
-function harness(words: Record<number, string> = { 0x10: 'hello there', 0x20: 'my card is 4111 1111 1111 1111' }) {
+function harness(words: Record<number, string> = { 16: 'hello there', 32: 'my card is 4111 1111 1111 1111' }) {
   const utterances: UtteranceRecognized[] = [];
   const sessions: SessionEvent[] = [];
   const errors: unknown[] = [];
@@ -21,10 +21,19 @@ function harness(words: Record<number, string> = { 0x10: 'hello there', 0x20: 'm
     },
   };
   const engine = fakeEngine(words);
-  const transcriber = new CallTranscriber(CALL, 'app_a', 3, { engine, emit, redactionRules: () => DEFAULT_RULES, now: () => 1000, onError: (e) => errors.push(e) });
+  const transcriber = new CallTranscriber(CALL, 'app_a', 3, {
+    engine,
+    emit,
+    redactionRules: () => DEFAULT_RULES,
+    now: () => 1000,
+    onError: (e) => errors.push(e),
+  });
   let offset = 0;
   const send = async (event: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>, at = 0) => {
-    await transcriber.handle({ eventId: `e${offset}`, callSid: CALL, tenantId: 'app_a', occurredAtMs: at, ...event } as CallEvent, offset++);
+    await transcriber.handle(
+      { eventId: `e${offset}`, callSid: CALL, tenantId: 'app_a', occurredAtMs: at, ...event } as CallEvent,
+      offset++,
+    );
   };
   const start = (over: Partial<TranscriptionStartRequested> = {}, at = 0) =>
     send(
@@ -49,7 +58,18 @@ function harness(words: Record<number, string> = { 0x10: 'hello there', 0x20: 'm
     );
   /** 100 ms of speech (byte) or silence (0xff) on a track at media time ms. */
   const audio = (track: 'inbound' | 'outbound', ms: number, byte: number, streamSid = 'MZ1') =>
-    send({ type: 'AudioChunkReceived', data: { streamSid, track, firstChunk: ms / 20 + 1, lastChunk: ms / 20 + 5, timestampMs: ms, durationMs: 100, payload: Buffer.alloc(800, byte) } });
+    send({
+      type: 'AudioChunkReceived',
+      data: {
+        streamSid,
+        track,
+        firstChunk: ms / 20 + 1,
+        lastChunk: ms / 20 + 5,
+        timestampMs: ms,
+        durationMs: 100,
+        payload: Buffer.alloc(800, byte),
+      },
+    });
   /** Speech from..to ms then silence until `until` on one track. */
   const speak = async (track: 'inbound' | 'outbound', from: number, to: number, until: number, byte = 0x10) => {
     for (let ms = from; ms < until; ms += 100) await audio(track, ms, ms < to ? byte : 0xff);
@@ -185,7 +205,16 @@ t.test('a replaced stream finishes what was said and continues on the new stream
   t.ok(h.transcriber.started, 'the session goes on');
   await h.send({
     type: 'StreamStarted',
-    data: { streamSid: 'MZ2', accountSid: 'AC1', tracks: ['inbound'], customParameters: {}, encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1, ingestNode: 'n' },
+    data: {
+      streamSid: 'MZ2',
+      accountSid: 'AC1',
+      tracks: ['inbound'],
+      customParameters: {},
+      encoding: 'audio/x-mulaw',
+      sampleRate: 8000,
+      channels: 1,
+      ingestNode: 'n',
+    },
   });
   for (let ms = 0; ms < 1000; ms += 100) await h.audio('inbound', ms, ms < 400 ? 0x10 : 0xff, 'MZ2');
   await h.transcriber.drain();
@@ -235,6 +264,18 @@ t.test('open sessions at a committed offset are those started before it and not 
     ['CA2'],
     'CA1 closed before 25, CA3 opens after it (replayed), CA4 is another partition',
   );
-  t.same(openSessionsAt(events, 1, 18).map((s) => s.callSid).sort(), ['CA1', 'CA2'], 'CA1 was still open at 18');
-  t.same(openSessionsAt(events, 1, 100).map((s) => s.callSid).sort(), ['CA1', 'CA2', 'CA3'], 'CA1 reopened at 40');
+  t.same(
+    openSessionsAt(events, 1, 18)
+      .map((s) => s.callSid)
+      .sort(),
+    ['CA1', 'CA2'],
+    'CA1 was still open at 18',
+  );
+  t.same(
+    openSessionsAt(events, 1, 100)
+      .map((s) => s.callSid)
+      .sort(),
+    ['CA1', 'CA2', 'CA3'],
+    'CA1 reopened at 40',
+  );
 });
