@@ -21,6 +21,7 @@ export async function startAsrApp(runtime: Runtime, options: { engine?: SpeechEn
     createMoonshineEngine({
       modelsDir: config.EARSHOT_MODELS_DIR,
       workers: config.EARSHOT_ASR_WORKERS,
+      maxQueue: config.EARSHOT_ASR_MAX_QUEUE,
     });
   await engine.ready(); // fail at start-up, not on the first call, if the models are missing
   const consumer = await startAsr(runtime, engine, { groupId: options.groupId });

@@ -17,6 +17,7 @@ Commands:
   start                 run the gateway (embedded mode by default)
   apps                  create, list, rotate, disable apps (tenants) and set their webhooks
   simulate-call         play calls to a running gateway as Twilio would
+  transcribe FILE       transcribe an audio file offline with the live path's VAD and model
   infra up|down|status  run the local Kafka, schema registry and ClickHouse on loopback
   test                  lint, type-check, bring the servers up and run every test
 

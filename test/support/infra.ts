@@ -11,7 +11,8 @@ export const testConfig = loadEarshotConfig();
 
 export const testLogger = createLogger({ level: 'warn', name: 'test' });
 
-export function kafkaEventLog(partitions: number): EventLog {
+/** `namespace` isolates a test's topics and groups from every other test on the shared broker. */
+export function kafkaEventLog(partitions: number, namespace?: string): EventLog {
   return createKafkaEventLog({
     brokers: testConfig.EARSHOT_KAFKA_BROKERS.split(','),
     clientId: 'earshot-test',
@@ -21,5 +22,6 @@ export function kafkaEventLog(partitions: number): EventLog {
     fetchMaxWaitMs: 50,
     heartbeatMs: 300,
     sessionTimeoutMs: 6000,
+    namespace,
   });
 }

@@ -25,6 +25,8 @@ export async function testRuntime(
           EARSHOT_MODE: 'distributed',
           EARSHOT_SECRETS_KEY: Buffer.alloc(32, 7).toString('base64'),
           EARSHOT_STREAM_TOKEN_KEYS: `k1:${Buffer.alloc(32, 9).toString('base64')}`,
+          // Topics and groups of their own on the shared broker: parallel test files never meet.
+          EARSHOT_KAFKA_NAMESPACE: `test-${Math.random().toString(36).slice(2, 10)}`,
         }
       : {}),
     ...options.env,
@@ -32,7 +34,7 @@ export async function testRuntime(
   const config = loadEarshotConfig({ env });
   const logger = createLogger({ level: config.EARSHOT_LOG_LEVEL, name: 'test' });
   const eventLog = options.kafka
-    ? kafkaEventLog(config.EARSHOT_TOPIC_PARTITIONS)
+    ? kafkaEventLog(config.EARSHOT_TOPIC_PARTITIONS, config.EARSHOT_KAFKA_NAMESPACE)
     : createEmbeddedEventLog({ dataDir: null, partitions: config.EARSHOT_TOPIC_PARTITIONS, logger, pollIntervalMs: 50 });
   const runtime = await createRuntime(config, { logger, eventLog, name: 'test' });
   return {

@@ -26,6 +26,10 @@ export const configSchema = z
       .regex(/^[^\s,:]+:\d+(,[^\s,:]+:\d+)*$/, 'a comma-separated list of host:port')
       .optional(),
     EARSHOT_KAFKA_CLIENT_ID: z.string().min(1).default('earshot'),
+    EARSHOT_KAFKA_NAMESPACE: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'lowercase letters, digits and dashes (up to 40)')
+      .optional(),
     EARSHOT_KAFKA_FETCH_MAX_WAIT_MS: duration.default(100),
     EARSHOT_KAFKA_HEARTBEAT_MS: duration.default(1000),
     EARSHOT_KAFKA_SESSION_TIMEOUT_MS: duration.default(10000),
@@ -74,6 +78,7 @@ export const configSchema = z
       .min(1)
       .default(join(homedir(), '.cache', 'earshot', 'models')),
     EARSHOT_ASR_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
+    EARSHOT_ASR_MAX_QUEUE: z.coerce.number().int().min(1).max(10_000).default(64),
     EARSHOT_STOP_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
     // Local servers run by `earshot infra` (and used by the tests).
     EARSHOT_INFRA_DIR: z.string().min(1).default('./.earshot/infra'),

@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'EARSHOT_INFRA_START_FAILED'
   | 'EARSHOT_TOKEN_INVALID'
   | 'EARSHOT_APP_NOT_FOUND'
+  | 'EARSHOT_ASR_OVERLOADED'
   | 'EARSHOT_USAGE';
 
 export class EarshotError extends Error {

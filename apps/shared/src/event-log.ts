@@ -23,5 +23,6 @@ export function createEventLog(config: Config, logger: Logger): EventLog {
     fetchMaxWaitMs: config.EARSHOT_KAFKA_FETCH_MAX_WAIT_MS,
     heartbeatMs: config.EARSHOT_KAFKA_HEARTBEAT_MS,
     sessionTimeoutMs: config.EARSHOT_KAFKA_SESSION_TIMEOUT_MS,
+    namespace: config.EARSHOT_KAFKA_NAMESPACE,
   });
 }

@@ -60,7 +60,10 @@ export class SessionWaiter {
   private seen(event: SessionEvent): void {
     if (event.type !== 'TranscriptionSessionClosed' || event.data.requestId === null) return;
     const waiter = this.waiting.get(event.data.requestId);
-    if (waiter) return waiter(event.data);
+    if (waiter) {
+      waiter(event.data);
+      return;
+    }
     const now = this.deps.clock();
     for (const [id, entry] of this.early) if (now - entry.atMs > KEEP_EARLY_MS || this.early.size > KEEP_EARLY_MAX) this.early.delete(id);
     this.early.set(event.data.requestId, { closed: event.data, atMs: now });

@@ -103,6 +103,12 @@ export async function startAsr(runtime: Runtime, engine: SpeechEngine, options: 
     if (!state) return; // revoked while the batch was in flight
     await state.ready;
     for (const record of batch.records as LogRecord<CallEvent>[]) {
+      // Backpressure: when the model's queue fills, stop reading (lag grows, nothing is lost)
+      // rather than hand it utterances it would refuse.
+      while (engine.stats().queued >= engine.stats().maxQueue * 0.75 && !stopping) {
+        metrics.throttled.inc();
+        await new Promise((r) => setTimeout(r, 20));
+      }
       const event = record.value;
       let entry = state.calls.get(event.callSid);
       if (!entry) {
@@ -173,6 +179,11 @@ function asrMetrics(runtime: Runtime) {
       name: 'earshot_asr_end_of_speech_to_utterance_seconds',
       help: 'From the arrival of the audio that ends an utterance to its event being written',
       buckets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1, 1.5, 2, 3, 5],
+      registers,
+    }),
+    throttled: new Counter({
+      name: 'earshot_asr_throttle_waits_total',
+      help: 'Pauses in reading audio because the model queue was full',
       registers,
     }),
     partitions: new Gauge({ name: 'earshot_asr_partitions', help: 'call-events partitions owned', registers }),

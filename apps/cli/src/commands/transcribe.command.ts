@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { defaultModelsDir, ensureModels } from '../../../asr/src/engine/model-files.js';
+import { ensureModels } from '../../../asr/src/engine/model-files.js';
 import type { Utterance } from '../../../asr/src/engine/speech-engine.port.js';
 import { mulawEncodeSample } from '../../../shared/src/audio/mulaw.js';
 import { resample } from '../../../shared/src/audio/resample.js';
@@ -43,9 +43,8 @@ export async function transcribeCommand(argv: string[], loadConfig: () => Config
   if (format !== undefined && format !== 'wav' && format !== 'mulaw') throw usage(`--format must be wav or mulaw, not '${format}'`);
   const channels = loadAsMulaw(file, format);
 
-  // TODO(lead): EARSHOT_MODELS_DIR is not in config.ts yet; read it from there once it is.
-  const config = loadConfig() as Config & { EARSHOT_MODELS_DIR?: string };
-  const paths = await ensureModels(config.EARSHOT_MODELS_DIR ?? defaultModelsDir(), {
+  const config = loadConfig();
+  const paths = await ensureModels(config.EARSHOT_MODELS_DIR, {
     log: (line) => console.error(`earshot: models: ${line}`),
   });
   // Imported here, not at the top: onnxruntime's native library loads only for this command.

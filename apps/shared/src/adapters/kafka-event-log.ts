@@ -32,6 +32,12 @@ export interface KafkaEventLogOptions {
   readonly fetchMaxWaitMs?: number;
   readonly heartbeatMs?: number;
   readonly sessionTimeoutMs?: number;
+  /**
+   * Prefixed to every topic, subject and consumer group (`<namespace>.earshot.call-events.v1`),
+   * so several deployments (or test runs) share one cluster without seeing each other.
+   * Records handed to the app carry the unprefixed names.
+   */
+  readonly namespace?: string;
 }
 
 export class KafkaEventLog implements EventLog {
@@ -41,9 +47,11 @@ export class KafkaEventLog implements EventLog {
   private admin: Admin | undefined;
   private producer: Promise<Producer> | undefined;
   private readonly consumers = new Set<KafkaConsumer>();
+  private readonly prefix: string;
 
   constructor(readonly options: KafkaEventLogOptions) {
-    this.codec = new SchemaRegistryCodec(options.schemaRegistryUrl);
+    this.prefix = options.namespace ? `${options.namespace}.` : '';
+    this.codec = new SchemaRegistryCodec(options.schemaRegistryUrl, undefined, this.prefix);
     const log = options.logger.child({ component: 'kafkajs' });
     this.kafka = new KafkaClient({
       clientId: options.clientId,
@@ -65,7 +73,7 @@ export class KafkaEventLog implements EventLog {
     const admin = await this.connectAdmin();
     // Create only what is missing: kafkajs logs an error for every topic that already exists.
     const existing = new Set(await admin.listTopics());
-    const missing = specs.filter((spec) => !existing.has(spec.name));
+    const missing = specs.filter((spec) => !existing.has(this.wire(spec.name)));
     if (missing.length > 0) {
       await this.createTopics(admin, missing);
     }
@@ -76,7 +84,7 @@ export class KafkaEventLog implements EventLog {
     await admin.createTopics({
       waitForLeaders: true,
       topics: specs.map((spec) => ({
-        topic: spec.name,
+        topic: this.wire(spec.name),
         numPartitions: this.options.partitions,
         replicationFactor: 1,
         configEntries: [
@@ -89,10 +97,10 @@ export class KafkaEventLog implements EventLog {
 
   async describeTopic(name: string): Promise<TopicDescription> {
     const admin = await this.connectAdmin();
-    const metadata = await admin.fetchTopicMetadata({ topics: [name] });
+    const metadata = await admin.fetchTopicMetadata({ topics: [this.wire(name)] });
     const configs = await admin.describeConfigs({
       includeSynonyms: false,
-      resources: [{ type: ConfigResourceTypes.TOPIC, name, configNames: ['cleanup.policy', 'retention.ms'] }],
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: this.wire(name), configNames: ['cleanup.policy', 'retention.ms'] }],
     });
     const entries = configs.resources[0]?.configEntries ?? [];
     const value = (key: string): string | undefined => entries.find((e) => e.configName === key)?.configValue;
@@ -107,7 +115,7 @@ export class KafkaEventLog implements EventLog {
 
   async endOffsets(name: string): Promise<number[]> {
     const admin = await this.connectAdmin();
-    const offsets = await admin.fetchTopicOffsets(name);
+    const offsets = await admin.fetchTopicOffsets(this.wire(name));
     const result: number[] = [];
     for (const o of offsets) result[o.partition] = Number(o.high);
     return result;
@@ -125,7 +133,7 @@ export class KafkaEventLog implements EventLog {
     );
     const producer = await this.connectProducer();
     try {
-      await producer.send({ topic: topic.name, messages, acks: -1 });
+      await producer.send({ topic: this.wire(topic.name), messages, acks: -1 });
     } catch (error) {
       throw new EarshotError('EARSHOT_EVENT_LOG_UNAVAILABLE', `cannot produce to ${topic.name}: ${(error as Error).message}`, {
         retriable: true,
@@ -147,9 +155,19 @@ export class KafkaEventLog implements EventLog {
     if (this.admin) await this.admin.disconnect();
   }
 
+  /** The name on the cluster of a topic or group. */
+  wire(name: string): string {
+    return this.prefix + name;
+  }
+
+  /** The app's name of a topic named `name` on the cluster. */
+  local(name: string): string {
+    return name.startsWith(this.prefix) ? name.slice(this.prefix.length) : name;
+  }
+
   newKafkaConsumer(groupId: string): Consumer {
     return this.kafka.consumer({
-      groupId,
+      groupId: this.wire(groupId),
       sessionTimeout: this.options.sessionTimeoutMs ?? 10000,
       heartbeatInterval: this.options.heartbeatMs ?? 1000,
       maxWaitTimeInMs: this.options.fetchMaxWaitMs ?? 100,
@@ -205,23 +223,27 @@ class KafkaConsumer implements EventLogConsumer {
     const joined = new Promise<void>((resolve) => {
       this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
         this.current = Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) =>
-          (partitions as number[]).map((partition) => ({ topic, partition })),
+          (partitions as number[]).map((partition) => ({ topic: this.owner.local(topic), partition })),
         );
         this.options.onAssignment?.(this.current);
         resolve();
       });
     });
     await this.consumer.connect();
-    await this.consumer.subscribe({ topics: [...specs.keys()], fromBeginning: this.options.fromBeginning ?? true });
+    await this.consumer.subscribe({
+      topics: [...specs.keys()].map((t) => this.owner.wire(t)),
+      fromBeginning: this.options.fromBeginning ?? true,
+    });
     await this.consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch }) => {
-        const spec = specs.get(batch.topic) as TopicSpec;
+        const topic = this.owner.local(batch.topic);
+        const spec = specs.get(topic) as TopicSpec;
         const records: LogRecord[] = [];
         for (const message of batch.messages) {
           try {
             records.push({
-              topic: batch.topic,
+              topic,
               partition: batch.partition,
               offset: Number(message.offset),
               key: message.key?.toString('utf8') ?? '',
@@ -236,19 +258,21 @@ class KafkaConsumer implements EventLogConsumer {
             );
           }
         }
-        if (records.length > 0) await handler({ topic: batch.topic, partition: batch.partition, records });
+        if (records.length > 0) await handler({ topic, partition: batch.partition, records });
       },
     });
     await joined;
   }
 
   async commit(offsets: readonly CommitOffset[]): Promise<void> {
-    await this.consumer.commitOffsets(offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset) })));
+    await this.consumer.commitOffsets(
+      offsets.map((o) => ({ topic: this.owner.wire(o.topic), partition: o.partition, offset: String(o.offset) })),
+    );
   }
 
   async committed(tp: TopicPartition): Promise<number | null> {
     const admin = await this.owner.connectAdmin();
-    const [topic] = await admin.fetchOffsets({ groupId: this.options.groupId, topics: [tp.topic] });
+    const [topic] = await admin.fetchOffsets({ groupId: this.owner.wire(this.options.groupId), topics: [this.owner.wire(tp.topic)] });
     const entry = topic?.partitions.find((p) => p.partition === tp.partition);
     const offset = Number(entry?.offset ?? -1);
     return offset >= 0 ? offset : null;

@@ -20,9 +20,11 @@ export class SchemaRegistryCodec {
   private readonly readers = new Map<string, (body: Buffer) => unknown>();
 
   /** `loadType` says where Avro types come from: `schemas/` unless a caller has its own set. */
+  /** `subjectPrefix`: the event log's namespace, so subjects follow the topics' names on the cluster. */
   constructor(
     url: string,
     private readonly loadType: (name: string) => avro.Type = schemaType,
+    private readonly subjectPrefix = '',
   ) {
     this.registry = new SchemaRegistry({ host: url, retry: { retries: 2, initialRetryTimeInSecs: 0.1 } });
   }
@@ -30,7 +32,7 @@ export class SchemaRegistryCodec {
   /** Registers (or finds) the topic's current schema; throws EARSHOT_SCHEMA_INCOMPATIBLE when refused. */
   async register(topic: TopicSpec): Promise<number> {
     const codec = this.codec(topic);
-    const subject = `${topic.name}-value`;
+    const subject = `${this.subjectPrefix}${topic.name}-value`;
     try {
       const { id } = await this.registry.register(
         { type: SchemaType.AVRO, schema: JSON.stringify(codec.type.schema({ exportAttrs: true })) },

@@ -1,0 +1,122 @@
+import type { EndpointOptions } from './speech-engine.port.js';
+
+/**
+ * Turns per-window speech probabilities into speech segments (sample positions at 8 kHz). Pure
+ * and synchronous, so it is tested without a model. Hysteresis as in Silero's own iterator:
+ * speech starts at a window ≥ `threshold`, and ends once windows stay below
+ * `negativeThreshold` for `minSilenceMs`; the end is the start of the first silent window.
+ * Speech longer than `maxUtteranceMs` is cut at its quietest window in the last third, so a
+ * monologue still produces text every few seconds and the model never sees more than it knows.
+ */
+export const DEFAULT_ENDPOINTING: EndpointOptions = Object.freeze({
+  threshold: 0.5,
+  negativeThreshold: 0.35,
+  minSilenceMs: 500,
+  speechPadMs: 500,
+  minSpeechMs: 250,
+  maxUtteranceMs: 20_000,
+});
+
+const RATE = 8000;
+
+export interface Segment {
+  readonly start: number;
+  readonly end: number;
+  readonly endpoint: 'silence' | 'max-length' | 'flush';
+}
+
+export function endpointOptions(base: EndpointOptions, override: Partial<EndpointOptions> = {}): EndpointOptions {
+  const o = { ...base, ...override };
+  if (override.threshold !== undefined && override.negativeThreshold === undefined)
+    o.negativeThreshold = Math.max(0.01, Math.round((o.threshold - 0.15) * 1000) / 1000);
+  const bad = (what: string) => new RangeError(`endpointing: ${what}`);
+  if (!(o.threshold > 0 && o.threshold < 1)) throw bad(`threshold must be in (0, 1), not ${o.threshold}`);
+  if (!(o.negativeThreshold > 0 && o.negativeThreshold <= o.threshold))
+    throw bad(`negativeThreshold must be in (0, threshold], not ${o.negativeThreshold}`);
+  for (const key of ['minSilenceMs', 'speechPadMs', 'minSpeechMs'] as const)
+    if (!(o[key] >= 0 && o[key] <= 10_000)) throw bad(`${key} must be 0..10000, not ${o[key]}`);
+  if (!(o.maxUtteranceMs >= 2000 && o.maxUtteranceMs <= 60_000)) throw bad(`maxUtteranceMs must be 2000..60000, not ${o.maxUtteranceMs}`);
+  return o;
+}
+
+export class Endpointer {
+  private readonly minSilence: number;
+  private readonly minSpeech: number;
+  private readonly maxLength: number;
+  /** Start of speech in progress, or -1. */
+  private speechStart = -1;
+  /** Start of the silence in progress inside speech, or -1. */
+  private silenceStart = -1;
+  /** Probabilities and starts of the windows of the speech in progress (for max-length cuts). */
+  private probs: number[] = [];
+  private starts: number[] = [];
+
+  constructor(
+    private readonly options: EndpointOptions,
+    private readonly window: number,
+  ) {
+    this.minSilence = Math.round((options.minSilenceMs * RATE) / 1000);
+    this.minSpeech = Math.round((options.minSpeechMs * RATE) / 1000);
+    this.maxLength = Math.round((options.maxUtteranceMs * RATE) / 1000);
+  }
+
+  get inSpeech(): boolean {
+    return this.speechStart >= 0;
+  }
+
+  /** Start of the speech in progress (or -1): audio before it (less padding) can be dropped. */
+  get currentStart(): number {
+    return this.speechStart;
+  }
+
+  /** The window [start, start + window) had probability `p`; returns a segment that ended, if any. */
+  push(p: number, start: number): Segment | undefined {
+    const end = start + this.window;
+    if (this.speechStart < 0) {
+      if (p >= this.options.threshold) {
+        this.speechStart = start;
+        this.silenceStart = -1;
+        this.probs = [p];
+        this.starts = [start];
+      }
+      return undefined;
+    }
+    this.probs.push(p);
+    this.starts.push(start);
+    if (p >= this.options.threshold) this.silenceStart = -1;
+    else if (p < this.options.negativeThreshold && this.silenceStart < 0) this.silenceStart = start;
+    if (this.silenceStart >= 0 && end - this.silenceStart >= this.minSilence) return this.close(this.silenceStart, 'silence');
+    if (end - this.speechStart >= this.maxLength) return this.cut();
+    return undefined;
+  }
+
+  /** The audio ended at sample `end` (flush): closes the speech in progress, if any. */
+  finish(end: number): Segment | undefined {
+    if (this.speechStart < 0) return undefined;
+    return this.close(this.silenceStart >= 0 ? this.silenceStart : end, 'flush');
+  }
+
+  private close(end: number, endpoint: Segment['endpoint']): Segment | undefined {
+    const start = this.speechStart;
+    this.speechStart = -1;
+    this.silenceStart = -1;
+    this.probs = [];
+    this.starts = [];
+    return end - start >= this.minSpeech ? { start, end, endpoint } : undefined;
+  }
+
+  /** Cuts at the quietest window of the last third (the latest one on ties); speech goes on from there. */
+  private cut(): Segment {
+    // probs holds at least maxUtteranceMs / 32 ms ≥ 62 windows here, so `from` ≥ 1.
+    const from = Math.floor((this.probs.length * 2) / 3);
+    let best = from;
+    for (let i = from; i < this.probs.length; i++) if ((this.probs[i] as number) <= (this.probs[best] as number)) best = i;
+    const at = this.starts[best] as number;
+    const segment: Segment = { start: this.speechStart, end: at, endpoint: 'max-length' };
+    this.speechStart = at;
+    this.silenceStart = -1;
+    this.probs = this.probs.slice(best);
+    this.starts = this.starts.slice(best);
+    return segment;
+  }
+}

@@ -1,0 +1,146 @@
+import llamaTokenizer from 'llama-tokenizer-js';
+import * as ort from 'onnxruntime-node';
+
+/**
+ * Moonshine tiny (quantized ONNX export) on onnxruntime-node: encoder once per utterance, then
+ * the merged decoder step by step with its KV cache, greedy. Recipe measured in NOTES "Speech
+ * recognition": start token 1, end token 2, end forbidden at the first step (otherwise it
+ * sometimes returns nothing), encoder-side cache taken from step 0 only. Token ids are LLaMA
+ * SentencePiece ids. `session.run` is synchronous native work behind a setImmediate, so this
+ * runs in a worker thread (moonshine.worker.mjs), never on the thread that serves calls.
+ */
+const START = 1;
+const END = 2;
+const LAYERS = 6;
+const HEADS = 8;
+const HEAD_DIM = 36;
+
+/** ~6.5 tokens a second of speech is generous for English (the reference code uses 6). */
+export const TOKENS_PER_SECOND = 6.5;
+
+export interface MoonshineOptions {
+  readonly encoderPath: string;
+  readonly decoderPath: string;
+  /** Threads of one inference (default 1: the pool scales by workers, not by threads). */
+  readonly intraOpNumThreads?: number;
+}
+
+export interface Recognition {
+  readonly text: string;
+  readonly tokenIds: readonly number[];
+  /** Why decoding stopped: the end token, the token budget, or a repetition loop. */
+  readonly stop: 'end' | 'max-tokens' | 'repetition';
+}
+
+export class Moonshine {
+  private constructor(
+    private readonly encoder: ort.InferenceSession,
+    private readonly decoder: ort.InferenceSession,
+  ) {}
+
+  static async load(options: MoonshineOptions): Promise<Moonshine> {
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: options.intraOpNumThreads ?? 1,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    };
+    const [encoder, decoder] = await Promise.all([
+      ort.InferenceSession.create(options.encoderPath, sessionOptions),
+      ort.InferenceSession.create(options.decoderPath, sessionOptions),
+    ]);
+    return new Moonshine(encoder, decoder);
+  }
+
+  /** `audio`: 16 kHz mono float samples of one utterance. */
+  async recognize(audio: Float32Array, maxTokens = maxTokensFor(audio.length / 16000)): Promise<Recognition> {
+    const encoded = await this.encoder.run({ input_values: new ort.Tensor('float32', audio, [1, audio.length]) });
+    const hidden = encoded.last_hidden_state as ort.Tensor;
+    const past: Record<string, ort.Tensor> = {};
+    const empty = new ort.Tensor('float32', new Float32Array(0), [1, HEADS, 0, HEAD_DIM]);
+    for (let l = 0; l < LAYERS; l++) {
+      for (const side of ['decoder', 'encoder']) for (const kv of ['key', 'value']) past[`past_key_values.${l}.${side}.${kv}`] = empty;
+    }
+    const ids: number[] = [];
+    let token = START;
+    let stop: Recognition['stop'] = 'max-tokens';
+    for (let step = 0; step < maxTokens; step++) {
+      const out = await this.decoder.run({
+        input_ids: new ort.Tensor('int64', BigInt64Array.of(BigInt(token)), [1, 1]),
+        encoder_hidden_states: hidden,
+        use_cache_branch: new ort.Tensor('bool', Uint8Array.of(step > 0 ? 1 : 0), [1]),
+        ...past,
+      });
+      token = argmax(out.logits?.data as Float32Array, step === 0 ? END : -1);
+      if (token === END) {
+        stop = 'end';
+        break;
+      }
+      ids.push(token);
+      for (let l = 0; l < LAYERS; l++) {
+        for (const kv of ['key', 'value']) {
+          past[`past_key_values.${l}.decoder.${kv}`] = out[`present.${l}.decoder.${kv}`] as ort.Tensor;
+          if (step === 0) past[`past_key_values.${l}.encoder.${kv}`] = out[`present.${l}.encoder.${kv}`] as ort.Tensor;
+        }
+      }
+      const loop = repetitionStart(ids);
+      if (loop >= 0) {
+        ids.length = loop;
+        stop = 'repetition';
+        break;
+      }
+    }
+    return { text: decodeTokens(ids), tokenIds: ids, stop };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.encoder.release(), this.decoder.release()]);
+  }
+}
+
+export function maxTokensFor(seconds: number): number {
+  return Math.max(8, Math.ceil(seconds * TOKENS_PER_SECOND) + 4);
+}
+
+function argmax(logits: Float32Array, forbidden: number): number {
+  let best = -1;
+  let bestValue = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i] as number;
+    if (v > bestValue && i !== forbidden) {
+      bestValue = v;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/**
+ * Guards against the decoder looping ("thank you thank you ..."): when the tail is the same
+ * n-gram (n ≤ 8) repeated past a threshold, returns where the second occurrence starts, else -1.
+ * Thresholds are high on purpose: digits are single tokens and "1111 1111 1111 1111" is real.
+ */
+export function repetitionStart(ids: readonly number[]): number {
+  const end = ids.length;
+  const repeatsOf = (n: number, limit: number): number => {
+    let repeats = 1;
+    while (repeats < limit) {
+      for (let k = 0; k < n; k++) if (ids[end - 1 - k] !== ids[end - 1 - k - repeats * n]) return repeats;
+      repeats++;
+    }
+    return repeats;
+  };
+  for (let n = 1; n <= 8; n++) {
+    const needed = Math.max(4, Math.ceil(24 / n)); // 24 repeats of one token, 12 of a pair, 4 of a 6-gram...
+    if (end < n * needed || repeatsOf(n, needed) < needed) continue;
+    return end - (repeatsOf(n, Math.floor(end / n)) - 1) * n; // keep the first occurrence of the whole run
+  }
+  return -1;
+}
+
+const VOCAB_SIZE = llamaTokenizer.vocabById.length;
+
+export function decodeTokens(ids: readonly number[]): string {
+  const known = ids.filter((id) => id > END && id < VOCAB_SIZE);
+  return llamaTokenizer.decode(known, false, true).replace(/\s+/g, ' ').trim();
+}

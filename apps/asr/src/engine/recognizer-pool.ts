@@ -1,0 +1,154 @@
+import { Worker } from 'node:worker_threads';
+import { EarshotError } from '../../../shared/src/errors.js';
+import type { Recognition } from './moonshine.js';
+import type { EngineStats } from './speech-engine.port.js';
+
+/**
+ * Worker threads that run Moonshine, with a bounded FIFO queue in front. One job per worker at a
+ * time, so a long utterance never delays more than one worker and the event loop of the calls
+ * never runs the model. Workers start lazily on the first job, hold a reference on the process
+ * only while busy (the CLI exits when done), and a crashed worker is replaced on the next job.
+ */
+export interface RecognizerPoolOptions {
+  readonly encoderPath: string;
+  readonly decoderPath: string;
+  /** Worker threads (default 1: measured best on 2 cores, see README). */
+  readonly workers?: number;
+  /** Jobs waiting for a worker beyond which `recognize` rejects (retriable). Default 64. */
+  readonly maxQueue?: number;
+  /** Threads per inference inside one worker (default 1). */
+  readonly intraOpNumThreads?: number;
+}
+
+interface Job {
+  readonly audio: Float32Array;
+  readonly maxTokens: number;
+  resolve(result: Recognition): void;
+  reject(error: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  job: Job | undefined;
+  jobId: number;
+}
+
+const WORKER_URL = new URL('./moonshine.worker.mjs', import.meta.url);
+
+export class RecognizerPool {
+  private readonly size: number;
+  private readonly maxQueue: number;
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+  private nextId = 1;
+  private closed = false;
+  private fatal: Error | undefined;
+
+  constructor(private readonly options: RecognizerPoolOptions) {
+    this.size = options.workers ?? 1;
+    this.maxQueue = options.maxQueue ?? 64;
+    if (!Number.isInteger(this.size) || this.size < 1 || this.size > 64) throw new RangeError(`workers must be 1..64, not ${this.size}`);
+  }
+
+  /** Transcribes one utterance of 8 kHz audio (the buffer is transferred to the worker). */
+  recognize(audio: Float32Array, maxTokens: number): Promise<Recognition> {
+    if (this.closed) return Promise.reject(new Error('speech engine is closed'));
+    if (this.fatal) return Promise.reject(this.fatal);
+    if (this.queue.length >= this.maxQueue) {
+      return Promise.reject(
+        new EarshotError('EARSHOT_ASR_OVERLOADED', `speech recognition overloaded: ${this.queue.length} utterances waiting`, {
+          retriable: true,
+          fields: { queued: this.queue.length, maxQueue: this.maxQueue },
+        }),
+      );
+    }
+    return new Promise<Recognition>((resolve, reject) => {
+      this.queue.push({ audio, maxTokens, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  /** Starts the workers and resolves once each has loaded the model. */
+  async ready(): Promise<void> {
+    while (this.slots.length < this.size) this.spawn();
+    await Promise.all(
+      this.slots.map(
+        (slot) =>
+          new Promise<void>((resolve, reject) => {
+            const onMessage = (message: { ready?: boolean; fatal?: string }) => {
+              if (message.ready) resolve();
+              else if (message.fatal) reject(new Error(message.fatal));
+              else return;
+              slot.worker.off('message', onMessage);
+            };
+            slot.worker.on('message', onMessage);
+          }),
+      ),
+    );
+  }
+
+  stats(): EngineStats {
+    return {
+      workers: this.slots.length,
+      running: this.slots.filter((s) => s.job).length,
+      queued: this.queue.length,
+      maxQueue: this.maxQueue,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) job.reject(new Error('speech engine closed'));
+    await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      let slot = this.slots.find((s) => !s.job);
+      if (!slot && this.slots.length < this.size) slot = this.spawn();
+      if (!slot) return;
+      const job = this.queue.shift() as Job;
+      slot.job = job;
+      slot.jobId = this.nextId++;
+      slot.worker.ref();
+      slot.worker.postMessage({ id: slot.jobId, audio: job.audio, maxTokens: job.maxTokens }, [job.audio.buffer as ArrayBuffer]);
+    }
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_URL, {
+      workerData: {
+        encoderPath: this.options.encoderPath,
+        decoderPath: this.options.decoderPath,
+        intraOpNumThreads: this.options.intraOpNumThreads ?? 1,
+      },
+    });
+    worker.unref();
+    const slot: Slot = { worker, job: undefined, jobId: 0 };
+    worker.on('message', (message: { id?: number; ok?: boolean; result?: Recognition; message?: string; fatal?: string }) => {
+      if (message.fatal) {
+        // The model cannot load: every job would fail the same way, so fail fast from now on.
+        this.fatal = new EarshotError('EARSHOT_INFRA_PREREQUISITE_MISSING', `speech model failed to load: ${message.fatal}`);
+        for (const job of this.queue.splice(0)) job.reject(this.fatal);
+      }
+      if (message.id === undefined || message.id !== slot.jobId || !slot.job) return;
+      const job = slot.job;
+      slot.job = undefined;
+      worker.unref();
+      if (message.ok) job.resolve(message.result as Recognition);
+      else job.reject(new Error(`speech model: ${message.message}`));
+      this.dispatch();
+    });
+    const lost = (why: string) => {
+      const index = this.slots.indexOf(slot);
+      if (index >= 0) this.slots.splice(index, 1);
+      slot.job?.reject(new Error(`speech model worker ${why}`));
+      slot.job = undefined;
+      if (!this.closed) this.dispatch();
+    };
+    worker.on('error', (error) => lost(`failed: ${error.message}`));
+    worker.on('exit', (code) => lost(`exited with code ${code}`));
+    this.slots.push(slot);
+    return slot;
+  }
+}

@@ -1,0 +1,175 @@
+import { mulawToFloat32 } from '../../../shared/src/audio/mulaw.js';
+import { Endpointer, type Segment } from './endpointer.js';
+import { maxTokensFor, type Recognition } from './moonshine.js';
+import { SampleBuffer } from './sample-buffer.js';
+import { SileroVad, VAD_WINDOW, type VadState } from './silero-vad.js';
+import type { EndpointOptions, RecognizerStream, Utterance, WordToken } from './speech-engine.port.js';
+
+/** What a stream needs from its engine: the shared VAD session and the model pool. */
+export interface StreamBackend {
+  vad(): Promise<SileroVad>;
+  recognize(audio: Float32Array, maxTokens: number): Promise<Recognition>;
+}
+
+const SAMPLES_PER_MS = 8;
+
+/**
+ * One participant track: 8 kHz mu-law in, utterances out. VAD windows sit on a fixed grid of
+ * 256 samples counted from sample 0 of the track, whatever the chunk sizes, and each
+ * utterance's audio is bounded by positions on that grid (never by how much audio happened to
+ * have arrived), so the same audio gives the same utterances however it is chunked.
+ *
+ * Pushes are processed strictly in order on a promise chain (VAD calls are async); their result
+ * promises also resolve in push order even when the model pool finishes utterances out of order.
+ */
+export class VadRecognizerStream implements RecognizerStream {
+  private readonly audio: SampleBuffer;
+  private readonly pad: number;
+  private vadState: VadState = SileroVad.createState();
+  private endpointer: Endpointer;
+  /** Absolute position of the next VAD window. */
+  private windowPos: number;
+  /** End of the audio given to the model for the previous utterance: padding never overlaps it. */
+  private lastAudioEnd: number;
+  private received: number;
+  /** Audio start of each utterance handed to the model and not yet delivered, by job number. */
+  private readonly undelivered = new Map<number, number>();
+  private jobs = 0;
+  private processing: Promise<unknown> = Promise.resolve();
+  private delivered: Promise<unknown> = Promise.resolve();
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly backend: StreamBackend,
+    private readonly options: EndpointOptions,
+    private readonly detailedTokens: boolean,
+    startSample = 0,
+  ) {
+    this.pad = Math.round(options.speechPadMs * SAMPLES_PER_MS);
+    this.endpointer = new Endpointer(options, VAD_WINDOW);
+    this.audio = new SampleBuffer(startSample);
+    this.received = startSample;
+    this.lastAudioEnd = startSample;
+    // A resumed stream keeps the track's grid: samples before the first grid point only pad.
+    this.windowPos = Math.ceil(startSample / VAD_WINDOW) * VAD_WINDOW;
+  }
+
+  get samples(): number {
+    return this.received;
+  }
+
+  get pendingFromSample(): number {
+    const speechStart = this.endpointer.currentStart;
+    let from = Math.max(this.lastAudioEnd, (speechStart >= 0 ? speechStart : this.windowPos) - this.pad);
+    for (const start of this.undelivered.values()) from = Math.min(from, start);
+    return Math.max(this.audio.start, Math.min(from, this.received));
+  }
+
+  push(mulaw: Uint8Array): Promise<Utterance[]> {
+    const samples = mulawToFloat32(mulaw);
+    this.received += samples.length;
+    return this.enqueue(() => this.consume(samples));
+  }
+
+  flush(): Promise<Utterance[]> {
+    return this.enqueue(async () => {
+      const end = this.audio.end;
+      const segment = this.endpointer.finish(end);
+      const jobs = segment ? [this.recognize(segment, end)] : [];
+      // Start afresh: new VAD state, windows from here on.
+      this.vadState = SileroVad.createState();
+      this.endpointer = new Endpointer(this.options, VAD_WINDOW);
+      this.windowPos = end;
+      this.audio.dropBefore(end - this.pad);
+      return jobs;
+    });
+  }
+
+  private enqueue(step: () => Promise<Job[]>): Promise<Utterance[]> {
+    const processed = this.processing.then(() => {
+      if (this.failure) throw this.failure;
+      return step().catch((error: Error) => {
+        this.failure = error; // VAD state is unknown after a failed window: the stream is done
+        throw error;
+      });
+    });
+    this.processing = processed.catch(() => undefined);
+    const results = processed.then(async (jobs) => {
+      try {
+        return (await Promise.all(jobs.map((job) => job.utterance))).filter((u): u is Utterance => u !== undefined);
+      } finally {
+        for (const job of jobs) this.undelivered.delete(job.id);
+      }
+    });
+    const ordered = this.delivered.then(
+      () => results,
+      () => results,
+    );
+    this.delivered = ordered.catch(() => undefined);
+    return ordered;
+  }
+
+  private async consume(samples: Float32Array): Promise<Job[]> {
+    this.audio.append(samples);
+    const jobs: Job[] = [];
+    if (this.audio.end - this.windowPos < VAD_WINDOW) return jobs;
+    const vad = await this.backend.vad();
+    while (this.audio.end - this.windowPos >= VAD_WINDOW) {
+      const p = await vad.probability(this.vadState, this.audio.view(this.windowPos, this.windowPos + VAD_WINDOW));
+      const segment = this.endpointer.push(p, this.windowPos);
+      this.windowPos += VAD_WINDOW;
+      if (segment) jobs.push(this.recognize(segment, this.windowPos));
+    }
+    const speechStart = this.endpointer.currentStart;
+    this.audio.dropBefore(Math.max(this.lastAudioEnd, (speechStart >= 0 ? speechStart : this.windowPos) - this.pad) - VAD_WINDOW);
+    return jobs;
+  }
+
+  /** `bound`: audio known so far on the window grid (or the end of the audio on flush). */
+  private recognize(segment: Segment, bound: number): Job {
+    const from = Math.max(segment.start - this.pad, this.lastAudioEnd, this.audio.start);
+    const to = segment.endpoint === 'max-length' ? segment.end : Math.min(segment.end + this.pad, bound);
+    this.lastAudioEnd = to;
+    const id = this.jobs++;
+    this.undelivered.set(id, from);
+    const audio = this.audio.copy(from, to);
+    const utterance = this.backend.recognize(audio, maxTokensFor((to - from) / 8000)).then((recognition) => {
+      if (recognition.text === '') return undefined;
+      const startMs = Math.round(segment.start / SAMPLES_PER_MS);
+      const endMs = Math.round(segment.end / SAMPLES_PER_MS);
+      const result: Utterance = {
+        startMs,
+        endMs,
+        startSample: segment.start,
+        endSample: segment.end,
+        text: recognition.text,
+        endpoint: segment.endpoint,
+        ...(this.detailedTokens ? { tokens: proportionalWordTimes(recognition.text, startMs, endMs) } : {}),
+      };
+      return result;
+    });
+    return { id, utterance };
+  }
+}
+
+interface Job {
+  readonly id: number;
+  readonly utterance: Promise<Utterance | undefined>;
+}
+
+/**
+ * Moonshine gives no word times: each word gets a share of the speech span proportional to its
+ * length plus one (for the gap after it). Good enough to place a word within a second or so.
+ */
+export function proportionalWordTimes(text: string, startMs: number, endMs: number): WordToken[] {
+  const words = text.split(/\s+/).filter((w) => w.length > 0);
+  const total = words.reduce((sum, w) => sum + w.length + 1, 0);
+  const span = endMs - startMs;
+  let at = 0;
+  return words.map((word) => {
+    const start = startMs + Math.round((span * at) / total);
+    at += word.length + 1;
+    const end = startMs + Math.round((span * (at - 1)) / total);
+    return { text: word, startMs: start, endMs: Math.max(start, end) };
+  });
+}
