@@ -20,6 +20,8 @@ import { sleep, waitFor } from '../support/wait.js';
  */
 const ROOT = new URL('../../', import.meta.url).pathname;
 
+const asrOutput: string[] = [];
+
 function startAsrProcess(env: Record<string, string>): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn(process.execPath, [join(ROOT, 'bin/earshot.js'), 'start', '--apps', 'asr'], {
     cwd: ROOT,
@@ -30,6 +32,7 @@ function startAsrProcess(env: Record<string, string>): { child: ChildProcess; re
   const ready = new Promise<void>((resolve, reject) => {
     const onData = (d: Buffer) => {
       output += d;
+      asrOutput.push(String(d));
       if (output.includes('Press Ctrl-C to stop')) resolve();
     };
     child.stdout?.on('data', onData);

@@ -28,7 +28,8 @@ export function readWav(buffer: Buffer, name = 'audio'): PcmAudio {
     const size = buffer.readUInt32LE(offset + 4);
     const body = offset + 8;
     if (id === 'fmt ') {
-      if (size < 16 || body + 16 > buffer.length) throw fail('fmt chunk too short');
+      if (body + 16 > buffer.length) throw fail('truncated header');
+      if (size < 16) throw fail('fmt chunk too short');
       let code = buffer.readUInt16LE(body);
       if (code === FORMAT_EXTENSIBLE && size >= 26) code = buffer.readUInt16LE(body + 24);
       format = { code, channels: buffer.readUInt16LE(body + 2), rate: buffer.readUInt32LE(body + 4), bits: buffer.readUInt16LE(body + 14) };
