@@ -1,40 +1,12 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import t from 'tap';
+import { selfSignedCertificate } from '../support/tls.js';
 import { startTestApi } from './support/api-harness.js';
 
 /** SPEC §3: HTTPS with TLS 1.2 or newer when a certificate is configured. */
-function selfSignedCertificate(dir: string): { cert: string; key: string } {
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-days',
-      '1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
 
 /** Resolves with the negotiated protocol, or rejects with the handshake error. */
 function handshake(port: number, ca: Buffer, options: { minVersion: 'TLSv1' | 'TLSv1.2'; maxVersion: 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3' }) {
@@ -52,7 +24,7 @@ function handshake(port: number, ca: Buffer, options: { minVersion: 'TLSv1' | 'T
 t.test('with a certificate the API speaks HTTPS, TLS 1.2 minimum, and hands out wss:// stream URLs', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'earshot-tls-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const { cert, key } = selfSignedCertificate(dir);
+  const { cert, key } = await selfSignedCertificate(dir);
   const ca = readFileSync(cert);
   const api = await startTestApi(t, { env: { EARSHOT_TLS_CERT_FILE: cert, EARSHOT_TLS_KEY_FILE: key }, ca });
   t.match(api.url, /^https:\/\/127\.0\.0\.1:\d+$/);

@@ -1,39 +1,15 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { get } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
+import { selfSignedCertificate } from '../support/tls.js';
 import { audioOf, eventsOf, expectedAudio, range, startHarness, TwilioStream, waitForEnd } from './support.js';
-
-const run = promisify(execFile);
 
 t.test('with EARSHOT_TLS_* set, ingest serves wss:// that a client trusting the certificate can stream to', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'earshot-tls-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const key = join(dir, 'k.pem');
-  const cert = join(dir, 'c.pem');
-  // Asynchronous on purpose: a synchronous child process would block the server under test.
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-subj',
-    '/CN=localhost',
-    '-addext',
-    'subjectAltName=IP:127.0.0.1',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-    '-days',
-    '1',
-  ]);
+  const { cert, key } = await selfSignedCertificate(dir);
   const ca = await readFile(cert);
   const h = await startHarness({ env: { EARSHOT_TLS_CERT_FILE: cert, EARSHOT_TLS_KEY_FILE: key } });
   t.teardown(() => h.close());
