@@ -47,11 +47,23 @@ async function main(argv: string[]): Promise<number> {
   return command(rest, () => loadEarshotConfig());
 }
 
+let settled = false;
+// A command must never end silently: if the event loop drains while it still waits on
+// something (a bug), say so and fail instead of exiting 0 with no output.
+process.once('beforeExit', () => {
+  if (!settled) {
+    console.error('earshot: internal error: the command stopped waiting without finishing');
+    process.exitCode = 70;
+  }
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
+    settled = true;
     process.exitCode = code;
   },
   (error: unknown) => {
+    settled = true;
     const message =
       isEarshotError(error) || (error as { usage?: boolean }).usage ? (error as Error).message : String((error as Error).stack ?? error);
     console.error(`earshot: ${message}`);

@@ -83,7 +83,7 @@ t.test('a port held by another program fails with a clear message', async (t) =>
   const dir = mkdtempSync(join(tmpdir(), 'earshot-infra-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const result = await earshot(['infra', 'up', 'clickhouse'], { EARSHOT_INFRA_DIR: dir, EARSHOT_INFRA_CLICKHOUSE_HTTP_PORT: port });
-  t.equal(result.code, 1, `exit code (stdout: ${result.stdout})`);
+  t.equal(result.code, 1, `exit code (stdout: ${result.stdout}; stderr: ${result.stderr}; port ${port})`);
   t.match(result.stderr, new RegExp(`^earshot: clickhouse: port ${port} is taken by another program`));
 });
 

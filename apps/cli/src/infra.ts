@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { createConnection } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -265,26 +266,50 @@ async function stopProcess(pid: number): Promise<void> {
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
+/**
+ * Whether something accepts connections on the port. A server that accepts and at once closes
+ * may end the socket without 'connect' being seen here: a close without an error also means
+ * "taken" (otherwise the promise would never settle and the CLI would exit silently).
+ */
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolvePort) => {
     const socket = createConnection({ host: '127.0.0.1', port });
+    let failed = false;
     socket.setTimeout(500);
     socket.once('connect', () => {
       socket.destroy();
       resolvePort(true);
     });
     socket.once('timeout', () => {
+      failed = true;
       socket.destroy();
       resolvePort(false);
     });
-    socket.once('error', () => resolvePort(false));
+    socket.once('error', () => {
+      failed = true;
+      resolvePort(false);
+    });
+    socket.once('close', () => resolvePort(!failed));
   });
 }
 
-async function httpOk(url: string, body?: string): Promise<boolean> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
-  if (!response.ok) return false;
-  return body === undefined || (await response.text()).trim() === body;
+/** GET `url` → 200 (and `body` when given). node:http with every outcome handled: a peer that
+ * accepts and drops the connection must settle the check, not leave it pending. */
+function httpOk(url: string, body?: string): Promise<boolean> {
+  return new Promise((resolveOk) => {
+    const req = httpGet(url, { timeout: 1000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.on('end', () => resolveOk(res.statusCode === 200 && (body === undefined || text.trim() === body)));
+      res.on('error', () => resolveOk(false));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolveOk(false));
+    req.on('close', () => resolveOk(false)); // no-op if already settled
+  });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
