@@ -1,3 +1,5 @@
+import { createLocalRecordingStore, recordingsDir } from '../shared/src/adapters/local-recording-store.js';
+import type { RecordingStore } from '../shared/src/ports/recording-store.port.js';
 import type { Runtime } from '../shared/src/runtime.js';
 import { apiMetrics } from './src/api-metrics.js';
 import { AuditTrail } from './src/audit/audit-trail.js';
@@ -9,6 +11,7 @@ import { listen, tlsOptions } from './src/http/listen.js';
 import { openApiRoute } from './src/http/openapi/openapi.js';
 import { healthzRoute, readyzRoute } from './src/http/operations/health.routes.js';
 import { metricsRoute } from './src/http/operations/metrics.route.js';
+import { listRecordingsRoute, recordingAudioRoute } from './src/http/recordings/recordings.routes.js';
 import { createKoaApp } from './src/http/server.js';
 import { startStreamingRoute } from './src/http/start-streaming/start-streaming.route.js';
 import { stopStreamingRoute } from './src/http/stop-streaming/stop-streaming.route.js';
@@ -27,7 +30,7 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-export async function startApi(runtime: Runtime, options: { clock?: () => number } = {}): Promise<ApiServer> {
+export async function startApi(runtime: Runtime, options: { clock?: () => number; recordings?: RecordingStore } = {}): Promise<ApiServer> {
   const { config } = runtime;
   const clock = options.clock ?? Date.now;
   const logger = runtime.logger.child({ component: 'api' });
@@ -47,6 +50,9 @@ export async function startApi(runtime: Runtime, options: { clock?: () => number
     stopTimeoutMs: config.EARSHOT_STOP_TIMEOUT_MS,
   };
 
+  // Recordings (SPEC §6): EARSHOT_RECORDINGS_DIR, which the asr nodes write, unless the caller brings another store.
+  const recordings = options.recordings ?? createLocalRecordingStore(recordingsDir(config));
+
   const ingestUrl = ingestPublicUrl(config);
   if (!config.EARSHOT_INGEST_PUBLIC_URL && isWildcardHost(config.EARSHOT_INGEST_HOST)) {
     logger.warn({ ingestUrl }, 'api.ingest_url_unreachable: set EARSHOT_INGEST_PUBLIC_URL to the address Twilio should connect to');
@@ -55,6 +61,8 @@ export async function startApi(runtime: Runtime, options: { clock?: () => number
     streamUrlRoute({ tokens: runtime.tokens, audit, ingestUrl }),
     startStreamingRoute(commands),
     stopStreamingRoute(commands),
+    listRecordingsRoute({ recordings, audit }),
+    recordingAudioRoute({ recordings, audit }),
     healthzRoute(),
     readyzRoute({ log: runtime.eventLog, tracker }),
     metricsRoute(runtime.metrics),

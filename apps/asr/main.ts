@@ -1,3 +1,5 @@
+import { createLocalRecordingStore, recordingsDir } from '../shared/src/adapters/local-recording-store.js';
+import type { RecordingStore } from '../shared/src/ports/recording-store.port.js';
 import type { Runtime } from '../shared/src/runtime.js';
 import { startAsr } from './src/consumer/asr-consumer.js';
 import { createMoonshineEngine } from './src/engine/moonshine-engine.js';
@@ -14,7 +16,10 @@ export interface AsrServer {
   stop(): Promise<void>;
 }
 
-export async function startAsrApp(runtime: Runtime, options: { engine?: SpeechEngine; groupId?: string } = {}): Promise<AsrServer> {
+export async function startAsrApp(
+  runtime: Runtime,
+  options: { engine?: SpeechEngine; groupId?: string; recordings?: RecordingStore } = {},
+): Promise<AsrServer> {
   const { config } = runtime;
   const engine =
     options.engine ??
@@ -24,7 +29,9 @@ export async function startAsrApp(runtime: Runtime, options: { engine?: SpeechEn
       maxQueue: config.EARSHOT_ASR_MAX_QUEUE,
     });
   await engine.ready(); // fail at start-up, not on the first call, if the models are missing
-  const consumer = await startAsr(runtime, engine, { groupId: options.groupId });
+  // Recordings (audioRecordingAllowed): EARSHOT_RECORDINGS_DIR unless the caller brings another store.
+  const recordings = options.recordings ?? createLocalRecordingStore(recordingsDir(config));
+  const consumer = await startAsr(runtime, engine, { groupId: options.groupId, recordings });
   return {
     describe: `${engine.name}/${engine.model}, ${engine.stats().workers} worker(s)`,
     engine,

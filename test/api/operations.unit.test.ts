@@ -183,6 +183,8 @@ t.test('openapi.json is an OpenAPI 3.1 document covering every route, with compi
   t.same(operations.sort(), [
     'GET /healthz',
     'GET /metrics',
+    'GET /mg-autotranscribe/v1/recordings',
+    'GET /mg-autotranscribe/v1/recordings/{recordingId}/audio',
     `GET ${STREAM_URL}`,
     'GET /openapi.json',
     'GET /readyz',

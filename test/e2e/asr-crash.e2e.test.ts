@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { startApi } from '../../apps/api/main.js';
@@ -104,7 +106,17 @@ t.test('kill -9 of the asr consumer mid-call loses no utterance and duplicates n
     `${expected} distinct utterances`,
     () => new Set(seen.filter((r) => r.key === callSid).map((r) => r.value.utteranceId)).size >= expected,
     60_000,
-  );
+  ).catch((error) => {
+    // What was seen, and what the asr processes said, for the one who has to find out why.
+    const debug = JSON.stringify(
+      { seen: seen.filter((r) => r.key === callSid).map((r) => [r.value.utteranceId, r.value.text]), asr: asrOutput.join('') },
+      null,
+      1,
+    );
+    writeFileSync(join(tmpdir(), `earshot-crash-${callSid}.json`), debug);
+    t.comment(debug);
+    throw error;
+  });
   await sleep(1000);
   const mine = seen.filter((r) => r.key === callSid).map((r) => r.value);
   const byId = new Map(mine.map((u) => [u.utteranceId, u]));

@@ -80,6 +80,9 @@ export const configSchema = z
     EARSHOT_ASR_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
     EARSHOT_ASR_MAX_QUEUE: z.coerce.number().int().min(1).max(10_000).default(64),
     EARSHOT_STOP_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
+    // Recordings (audioRecordingAllowed, SPEC §6): directory (default <EARSHOT_DATA_DIR>/recordings) and cap per session.
+    EARSHOT_RECORDINGS_DIR: z.string().min(1).optional(),
+    EARSHOT_RECORDINGS_MAX_DURATION_S: z.coerce.number().int().min(1).max(86_400).default(14_400),
     // Local servers run by `earshot infra` (and used by the tests).
     EARSHOT_INFRA_DIR: z.string().min(1).default('./.earshot/infra'),
     EARSHOT_INFRA_CACHE_DIR: z.string().min(1).optional(),

@@ -39,7 +39,8 @@ export class OpenApiValidator {
     if (!requestId) problems.push('no x-request-id header');
     const paths = this.document.paths as Record<string, Record<string, Json>>;
     const method = response.method.toLowerCase() === 'head' ? 'get' : response.method.toLowerCase();
-    const operation = paths[response.path]?.[method];
+    const template = this.templateOf(response.path);
+    const operation = paths[template]?.[method];
     let location: string;
     let contentType: string;
     if (!operation) {
@@ -47,7 +48,7 @@ export class OpenApiValidator {
       location = pointer('components', 'schemas', 'Error');
       contentType = 'application/json';
     } else {
-      let base = ['paths', response.path, method, 'responses', String(response.status)];
+      let base = ['paths', template, method, 'responses', String(response.status)];
       let declared = (operation.responses as Record<string, Json>)[String(response.status)];
       if (!declared) return [...problems, `${response.status} is not documented for ${method.toUpperCase()} ${response.path}`];
       if (typeof declared.$ref === 'string') {
@@ -89,6 +90,21 @@ export class OpenApiValidator {
     if (problems.length > 0) {
       throw new Error(`${response.method} ${response.path} → ${response.status} breaks /openapi.json: ${problems.join('; ')}`);
     }
+  }
+
+  /** The document's path that `path` is an instance of (`/a/{id}/b` for `/a/x/b`), or `path` itself. */
+  private templateOf(path: string): string {
+    const paths = Object.keys(this.document.paths as Json);
+    if (paths.includes(path)) return path;
+    const literal = (s: string) => s.replace(/[.*+?^$()|[\]\\]/g, '\\$&');
+    const pattern = (template: string) =>
+      new RegExp(
+        `^${template
+          .split(/\{[^}]+\}/)
+          .map(literal)
+          .join('[^/]+')}$`,
+      );
+    return paths.find((template) => template.includes('{') && pattern(template).test(path)) ?? path;
   }
 
   private validator(location: string): ValidateFunction {

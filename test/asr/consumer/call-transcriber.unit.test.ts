@@ -279,3 +279,32 @@ t.test('open sessions at a committed offset are those started before it and not 
     'CA1 reopened at 40',
   );
 });
+
+t.test('an utterance whose text is ready keeps its audio held until it is written (regression: lost on a crash)', async (t) => {
+  const h = harness();
+  // Writes hang, as when Kafka is slow; the engine lets go of an utterance as soon as its text
+  // is ready, so only the transcriber can still hold its audio.
+  const gates: (() => void)[] = [];
+  const inner = h.transcriber as unknown as { deps: { emit: { utterance: (e: UtteranceRecognized) => Promise<void> } } };
+  const write = inner.deps.emit.utterance;
+  inner.deps.emit.utterance = async (e) => {
+    await new Promise<void>((resolve) => gates.push(resolve));
+    await write(e);
+  };
+  await h.start(); // offset 0
+  await h.speak('inbound', 0, 0, 500); // offsets 1-5: silence
+  await h.speak('inbound', 500, 900, 1400); // offsets 6-14: first utterance
+  await h.speak('inbound', 1400, 1800, 2300); // offsets 15-23: second utterance
+  const settle = () => new Promise((r) => setTimeout(r, 20));
+  await settle();
+  t.equal(h.engine.streams[0]?.pendingFromSample, h.engine.streams[0]?.samples, 'the engine holds nothing any more');
+  t.ok((h.transcriber.holdOffset() ?? Number.POSITIVE_INFINITY) <= 6, `first utterance held (${h.transcriber.holdOffset()})`);
+  gates.shift()?.(); // the first is written; the second is being written
+  await settle();
+  t.equal(h.utterances.length, 1);
+  t.ok((h.transcriber.holdOffset() ?? Number.POSITIVE_INFINITY) <= 15, `second utterance still held (${h.transcriber.holdOffset()})`);
+  gates.shift()?.();
+  await h.transcriber.drain();
+  t.equal(h.utterances.length, 2);
+  t.equal(h.transcriber.holdOffset(), null, 'released once written');
+});

@@ -12,8 +12,11 @@ export interface RouteSpec {
   readonly operationId: string;
   readonly summary: string;
   readonly description?: string;
-  readonly tag: 'call control' | 'operations';
+  readonly tag: 'call control' | 'recordings' | 'operations';
   readonly authenticated: boolean;
+  /** Path parameters (`:name` in `path`) and query parameters, one field each (validated with `validate`). */
+  readonly params?: z.ZodObject;
+  readonly query?: z.ZodObject;
   /** Named request body schema (validated with `validate`). */
   readonly requestBody?: NamedSchema;
   readonly success: { readonly description: string; readonly body: NamedSchema | { readonly contentType: string } };

@@ -2,11 +2,12 @@ import { isEarshotError } from '../../../shared/src/errors.js';
 import type { CallEvent, SessionEvent, UtteranceRecognized } from '../../../shared/src/events.js';
 import { Counter, Gauge, Histogram } from '../../../shared/src/metrics.js';
 import type { EventLogConsumer, LogRecord, RecordBatch, TopicPartition } from '../../../shared/src/ports/event-log.port.js';
+import type { RecordingStore } from '../../../shared/src/ports/recording-store.port.js';
 import type { Runtime } from '../../../shared/src/runtime.js';
 import { TOPICS } from '../../../shared/src/topics.js';
 import { DEFAULT_RULES } from '../domain/redaction.js';
 import type { SpeechEngine } from '../engine/speech-engine.port.js';
-import { CallTranscriber, type Emitter } from './call-transcriber.js';
+import { CallTranscriber, type Emitter, type RecordingOutcome } from './call-transcriber.js';
 import { restoreOpenSessions } from './restore-sessions.js';
 
 /**
@@ -30,7 +31,11 @@ export interface AsrApp {
   stop(): Promise<void>;
 }
 
-export async function startAsr(runtime: Runtime, engine: SpeechEngine, options: { groupId?: string } = {}): Promise<AsrApp> {
+export async function startAsr(
+  runtime: Runtime,
+  engine: SpeechEngine,
+  options: { groupId?: string; recordings?: RecordingStore } = {},
+): Promise<AsrApp> {
   const { eventLog, logger } = runtime;
   const log = logger.child({ app: 'asr' });
   const metrics = asrMetrics(runtime);
@@ -68,6 +73,11 @@ export async function startAsr(runtime: Runtime, engine: SpeechEngine, options: 
     onError: (error: unknown, context: Record<string, unknown>) => {
       metrics.errors.inc({ stage: String(context.stage) });
       log.error({ err: error, ...context }, 'asr.background_failure');
+    },
+    recordings: options.recordings && {
+      store: options.recordings,
+      maxDurationS: runtime.config.EARSHOT_RECORDINGS_MAX_DURATION_S,
+      written: (outcome: RecordingOutcome) => metrics.recordings.inc({ outcome }),
     },
   };
 
@@ -184,6 +194,12 @@ function asrMetrics(runtime: Runtime) {
     throttled: new Counter({
       name: 'earshot_asr_throttle_waits_total',
       help: 'Pauses in reading audio because the model queue was full',
+      registers,
+    }),
+    recordings: new Counter({
+      name: 'earshot_asr_recordings_total',
+      help: 'Session recordings (audioRecordingAllowed) by outcome: written, truncated (past the max duration), empty (no audio), kept (a replay closed an already recorded session); failures count in earshot_asr_errors_total{stage="recording"}',
+      labelNames: ['outcome'],
       registers,
     }),
     partitions: new Gauge({ name: 'earshot_asr_partitions', help: 'call-events partitions owned', registers }),

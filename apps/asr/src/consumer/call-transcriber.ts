@@ -8,7 +8,9 @@ import type {
   TranscriptionStartRequested,
   UtteranceRecognized,
 } from '../../../shared/src/events.js';
+import { type RecordingStore, recordingIdOf } from '../../../shared/src/ports/recording-store.port.js';
 import { type RedactionRules, redact } from '../domain/redaction.js';
+import { RECORDING_SAMPLE_RATE, SessionRecording } from '../domain/session-recording.js';
 import { nameBasedUuid, utteranceId } from '../domain/utterance-id.js';
 import type { RecognizerStream, SpeechEngine, Utterance } from '../engine/speech-engine.port.js';
 
@@ -34,7 +36,16 @@ export interface TranscriberDeps {
   readonly now: () => number;
   /** Reports a failure of background work (inference, produce) that no caller awaits. */
   readonly onError: (error: unknown, context: Record<string, unknown>) => void;
+  /** Where sessions with `audioRecordingAllowed` keep their audio; absent: nothing is recorded. */
+  readonly recordings?: {
+    readonly store: RecordingStore;
+    readonly maxDurationS: number;
+    readonly written?: (outcome: RecordingOutcome) => void;
+  };
 }
+
+/** `kept`: a restored session closed again after a replay; the recording its first owner wrote stays. */
+export type RecordingOutcome = 'written' | 'truncated' | 'empty' | 'kept';
 
 // Twilio timestamps can jump (lost frames); the gap is filled with silence so sample
 // positions keep matching media time, up to this much (longer gaps shift later positions).
@@ -51,8 +62,12 @@ interface TrackState {
   readonly chunks: { offset: number; sample: number; atMs: number }[];
   /** Output chain: utterances are emitted in order, after their text is ready. */
   tail: Promise<void>;
-  /** Offsets held by utterances whose text is ready but not yet written. */
-  readonly unwritten: Set<number>;
+  /**
+   * One entry per push (or flush) whose results are not yet written: the offset that was still
+   * needed when it was pushed. The engine forgets an utterance once its text is ready, before
+   * it is written; these entries keep holding its audio until then.
+   */
+  readonly inflight: Set<{ readonly hold: number }>;
 }
 
 interface Session {
@@ -60,6 +75,10 @@ interface Session {
   readonly openedAtMs: number;
   readonly tracks: Map<Track, TrackState>;
   readonly totals: Record<Role, { bytes: number; transcripts: number }>;
+  /** The session's audio when `audioRecordingAllowed` (SPEC §6); written when the session closes. */
+  readonly recording: SessionRecording | null;
+  /** False for a session restored after a takeover: the audio before it is not in this process. */
+  readonly fromStart: boolean;
 }
 
 export class CallTranscriber {
@@ -79,7 +98,7 @@ export class CallTranscriber {
 
   /** Restores a session that was open at the committed offset (after a rebalance or crash). */
   restore(start: TranscriptionStartRequested, openedAtMs: number): void {
-    this.session = this.newSession(start, openedAtMs);
+    this.session = this.newSession(start, openedAtMs, false);
   }
 
   async handle(event: CallEvent, offset: number): Promise<void> {
@@ -114,7 +133,7 @@ export class CallTranscriber {
     for (const track of this.session.tracks.values()) {
       const needed = offsetOfSample(track, track.stream.pendingFromSample);
       if (needed !== null) hold = min(hold, needed);
-      for (const o of track.unwritten) hold = min(hold, o);
+      for (const entry of track.inflight) hold = min(hold, entry.hold);
     }
     return hold;
   }
@@ -127,7 +146,7 @@ export class CallTranscriber {
 
   private async start(event: CallEvent & { type: 'TranscriptionStartRequested' }, offset: number): Promise<void> {
     if (this.session) return; // already started: the API answered 409; the first start wins
-    this.session = this.newSession(event.data, event.occurredAtMs);
+    this.session = this.newSession(event.data, event.occurredAtMs, true);
     await this.deps.emit.session({
       eventId: nameBasedUuid(`${this.callSid}:opened:${event.data.requestId}`),
       callSid: this.callSid,
@@ -146,18 +165,23 @@ export class CallTranscriber {
     });
   }
 
-  private newSession(start: TranscriptionStartRequested, openedAtMs: number): Session {
+  private newSession(start: TranscriptionStartRequested, openedAtMs: number, fromStart: boolean): Session {
+    const recordings = this.deps.recordings;
     return {
       start,
       openedAtMs,
       tracks: new Map(),
       totals: { customer: { bytes: 0, transcripts: 0 }, agent: { bytes: 0, transcripts: 0 } },
+      recording: start.audioRecordingAllowed && recordings ? new SessionRecording(recordings.maxDurationS * RECORDING_SAMPLE_RATE) : null,
+      fromStart,
     };
   }
 
   private async audio(chunk: AudioChunkReceived, offset: number): Promise<void> {
     const session = this.session;
-    if (!session) return; // before start-streaming, or after stop: never transcribed
+    if (!session) return; // before start-streaming, or after stop: never transcribed (nor recorded)
+    const role = chunk.track === 'inbound' ? session.start.inboundRole : session.start.outboundRole;
+    session.recording?.write(role, chunk.streamSid, chunk.timestampMs, chunk.payload);
     let track = session.tracks.get(chunk.track);
     if (track && track.streamSid !== chunk.streamSid) {
       await this.finishTrack(track); // a new media stream: its timestamps start again at 0
@@ -165,7 +189,6 @@ export class CallTranscriber {
       track = undefined;
     }
     if (!track) {
-      const role = chunk.track === 'inbound' ? session.start.inboundRole : session.start.outboundRole;
       track = {
         name: chunk.track,
         // Positions on the track's own clock (Twilio timestamps): a replay after a crash starts
@@ -180,7 +203,7 @@ export class CallTranscriber {
         nextMs: chunk.timestampMs,
         chunks: [],
         tail: Promise.resolve(),
-        unwritten: new Set(),
+        inflight: new Set(),
       };
       session.tracks.set(chunk.track, track);
     }
@@ -194,34 +217,38 @@ export class CallTranscriber {
 
   private push(track: TrackState, audio: Uint8Array, offset: number): void {
     track.chunks.push({ offset, sample: track.stream.samples, atMs: this.deps.now() });
-    this.chain(track, track.stream.push(audio));
+    // Taken before the push: the stream's view lags (its VAD is async), which only makes it earlier.
+    const hold = offsetOfSample(track, track.stream.pendingFromSample) ?? offset;
+    this.chain(track, track.stream.push(audio), hold);
   }
 
   /** Emits a recognizer result after everything before it, holding its offset until written. */
-  private chain(track: TrackState, result: Promise<Utterance[]>): void {
+  private chain(track: TrackState, result: Promise<Utterance[]>, hold: number): void {
     const session = this.session as Session;
+    const entry = { hold };
+    track.inflight.add(entry);
     track.tail = track.tail.then(async () => {
-      let utterances: Utterance[];
       try {
-        utterances = await result;
-      } catch (error) {
-        this.deps.onError(error, { callSid: this.callSid, stage: 'recognize' });
-        return;
-      }
-      for (const u of utterances) {
-        const held = offsetOfSample(track, u.startSample) ?? 0;
-        track.unwritten.add(held);
+        let utterances: Utterance[];
         try {
-          const speechEndedAtMs = chunkOfSample(track, u.endSample)?.atMs ?? this.deps.now();
-          await this.deps.emit.utterance(this.toEvent(session, track, u, speechEndedAtMs));
-          session.totals[track.role].transcripts++;
+          utterances = await result;
         } catch (error) {
-          this.deps.onError(error, { callSid: this.callSid, stage: 'emit' });
-        } finally {
-          track.unwritten.delete(held);
+          this.deps.onError(error, { callSid: this.callSid, stage: 'recognize' });
+          return;
         }
+        for (const u of utterances) {
+          try {
+            const speechEndedAtMs = chunkOfSample(track, u.endSample)?.atMs ?? this.deps.now();
+            await this.deps.emit.utterance(this.toEvent(session, track, u, speechEndedAtMs));
+            session.totals[track.role].transcripts++;
+          } catch (error) {
+            this.deps.onError(error, { callSid: this.callSid, stage: 'emit' });
+          }
+        }
+      } finally {
+        track.inflight.delete(entry);
+        trimChunks(track);
       }
-      trimChunks(track);
     });
   }
 
@@ -263,7 +290,8 @@ export class CallTranscriber {
   }
 
   private async finishTrack(track: TrackState): Promise<void> {
-    this.chain(track, track.stream.flush());
+    const last = track.chunks.at(-1)?.offset ?? 0;
+    this.chain(track, track.stream.flush(), offsetOfSample(track, track.stream.pendingFromSample) ?? last);
     await track.tail;
   }
 
@@ -277,6 +305,8 @@ export class CallTranscriber {
     if (!session) return;
     await this.flushTracks();
     this.session = null;
+    // Written before the session is reported closed: once stop-streaming answers, the recording is listed.
+    if (session.recording) await this.saveRecording(session, session.recording);
     const summaries: SessionSummary[] = (['customer', 'agent'] as const).map((role) => ({
       role,
       streamId: role === 'customer' ? session.start.customerStreamId : session.start.agentStreamId,
@@ -293,6 +323,44 @@ export class CallTranscriber {
       type: 'TranscriptionSessionClosed',
       data: { requestId, reason, summaries, commandPartition: this.partition, commandOffset: offset },
     });
+  }
+
+  private async saveRecording(session: Session, recording: SessionRecording): Promise<void> {
+    const recordings = this.deps.recordings;
+    if (!recordings) return;
+    try {
+      const audio = await recording.toWav();
+      if (!audio) {
+        recordings.written?.('empty'); // no audio arrived during the session: no file
+        return;
+      }
+      if (!session.fromStart) {
+        // Restored after a takeover: if an earlier owner already closed this session (it crashed
+        // before committing past the stop), its recording covers more than this replay does.
+        const id = recordingIdOf(this.callSid, session.start.customerStreamId);
+        if ((await recordings.store.list(this.tenantId, this.callSid)).some((r) => r.recordingId === id)) {
+          recordings.written?.('kept');
+          return;
+        }
+      }
+      await recordings.store.put(
+        this.tenantId,
+        {
+          callSid: this.callSid,
+          customerStreamId: session.start.customerStreamId,
+          agentStreamId: session.start.agentStreamId,
+          durationMs: audio.durationMs,
+          mediaStartMs: audio.mediaStartMs,
+          complete: session.fromStart,
+          truncated: audio.truncated,
+          createdAtMs: this.deps.now(),
+        },
+        audio.wav,
+      );
+      recordings.written?.(audio.truncated ? 'truncated' : 'written');
+    } catch (error) {
+      this.deps.onError(error, { callSid: this.callSid, stage: 'recording' });
+    }
   }
 }
 

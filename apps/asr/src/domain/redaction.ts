@@ -56,7 +56,7 @@ const TENS: Record<string, string> = {
 const REPEAT: Record<string, number> = { double: 2, triple: 3 };
 const CUES = /\b(pin|cvv|cvc|cv2|code|security (?:number|code)|passcode|verification (?:number|code)|last (?:four|4)|zip(?: code)?)\b/i;
 // Words that may sit between the digits of one number without ending it.
-const GLUE = new Set(['-', ',', '.', 'and', 'dash', 'hyphen', 'space']);
+const GLUE = new Set(['-', ',', '.', '(', ')', 'and', 'dash', 'hyphen', 'space']);
 
 interface Token {
   readonly start: number;

@@ -25,6 +25,8 @@ export interface SimulatedCallOptions {
   readonly startAtMs?: number | null;
   /** Call stop-streaming at this media time (ms); default: after the last frame. */
   readonly stopAtMs?: number;
+  /** With the default stop: wait this long after the last frame first (a backend that stops after hang-up). */
+  readonly stopDelayMs?: number;
   readonly callSid?: string;
   readonly customParameters?: Readonly<Record<string, string>>;
   readonly startBody?: Readonly<Record<string, unknown>>;
@@ -140,7 +142,10 @@ export async function simulateCall(o: SimulatedCallOptions): Promise<SimulatedCa
     }
   }
   await Promise.all(pending);
-  if (start !== null && stop === null && o.stopAtMs === undefined) await callStop();
+  if (start !== null && stop === null && o.stopAtMs === undefined) {
+    if (o.stopDelayMs) await new Promise((r) => setTimeout(r, o.stopDelayMs));
+    await callStop();
+  }
   send({ event: 'stop', stop: { accountSid, callSid }, streamSid });
   ws.close(1000);
   await closed;

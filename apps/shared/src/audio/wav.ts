@@ -76,6 +76,15 @@ export function writeWavPcm16(sampleRate: number, channels: readonly Int16Array[
   const frames = channels[0]?.length ?? 0;
   const count = channels.length;
   const out = Buffer.alloc(44 + frames * count * 2);
+  writeWavPcm16Header(out, sampleRate, count, frames);
+  for (let i = 0; i < frames; i++) {
+    for (let c = 0; c < count; c++) out.writeInt16LE((channels[c] as Int16Array)[i] ?? 0, 44 + (i * count + c) * 2);
+  }
+  return out;
+}
+
+/** The 44-byte header of a 16-bit PCM WAV, written at the start of `out` (for callers that fill the samples themselves). */
+export function writeWavPcm16Header(out: Buffer, sampleRate: number, count: number, frames: number): void {
   out.write('RIFF', 0, 'ascii');
   out.writeUInt32LE(36 + frames * count * 2, 4);
   out.write('WAVEfmt ', 8, 'ascii');
@@ -88,8 +97,4 @@ export function writeWavPcm16(sampleRate: number, channels: readonly Int16Array[
   out.writeUInt16LE(16, 34);
   out.write('data', 36, 'ascii');
   out.writeUInt32LE(frames * count * 2, 40);
-  for (let i = 0; i < frames; i++) {
-    for (let c = 0; c < count; c++) out.writeInt16LE((channels[c] as Int16Array)[i] ?? 0, 44 + (i * count + c) * 2);
-  }
-  return out;
 }

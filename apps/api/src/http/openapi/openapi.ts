@@ -14,7 +14,7 @@ const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
   400: 'Invalid request: malformed JSON, wrong Content-Type, or a field of the wrong shape (the message names it)',
   401: 'Missing or invalid asapp-api-id / asapp-api-secret, or the app is disabled',
   403: 'Forbidden',
-  404: 'Unknown route, or a call unknown to this app (another app’s calls are not found either)',
+  404: 'Unknown route, or a call or recording unknown to this app (another app’s are not found either)',
   409: 'The call is not in a state that allows this (already started / not started)',
   413: 'Request body over 64 KiB',
   422: 'Well-formed but unsupported: a language no model serves, or a forbidden combination of options',
@@ -57,15 +57,16 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[]): OpenApiDocum
       content:
         'id' in body ? { 'application/json': { schema: ref('schemas', body.id) } } : { [body.contentType]: { schema: { type: 'string' } } },
     };
-    paths[route.path] = {
-      ...paths[route.path],
+    const path = openApiPath(route.path);
+    paths[path] = {
+      ...paths[path],
       [route.method]: {
         operationId: route.operationId,
         summary: route.summary,
         ...(route.description ? { description: route.description } : {}),
         tags: [route.tag],
         security: route.authenticated ? [{ apiId: [], apiSecret: [] }] : [],
-        parameters: [ref('parameters', 'RequestId')],
+        parameters: [ref('parameters', 'RequestId'), ...routeParameters(route)],
         ...(route.requestBody
           ? { requestBody: { required: true, content: { 'application/json': { schema: ref('schemas', route.requestBody.id) } } } }
           : {}),
@@ -88,6 +89,7 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[]): OpenApiDocum
     },
     tags: [
       { name: 'call control', description: 'Stream URLs and start/stop of transcription (SPEC §3.1–3.3)' },
+      { name: 'recordings', description: 'Session audio kept when start-streaming had audioRecordingAllowed (SPEC §6)' },
       { name: 'operations', description: 'Health, readiness, metrics and this document' },
     ],
     paths,
@@ -133,6 +135,30 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[]): OpenApiDocum
       },
     },
   };
+}
+
+/** Koa's `/a/:id/b` is OpenAPI's `/a/{id}/b`. */
+const openApiPath = (path: string): string => path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+
+function routeParameters(route: RouteSpec): Record<string, unknown>[] {
+  const parameters: Record<string, unknown>[] = [];
+  for (const [where, schema] of [
+    ['path', route.params],
+    ['query', route.query],
+  ] as const) {
+    for (const [name, field] of Object.entries(schema?.shape ?? {})) {
+      const json = z.toJSONSchema(field as z.ZodType, { io: 'input', target: 'draft-2020-12' }) as Record<string, unknown>;
+      const { $schema: _dialect, description, ...fieldSchema } = json;
+      parameters.push({
+        name,
+        in: where,
+        required: where === 'path' || !(field as z.ZodType).safeParse(undefined).success,
+        ...(typeof description === 'string' ? { description } : {}),
+        schema: fieldSchema,
+      });
+    }
+  }
+  return parameters;
 }
 
 export const OpenApiResponse = z.looseObject({
