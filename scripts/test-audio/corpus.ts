@@ -4,18 +4,29 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, w
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { mulawEncodeSample, mulawToPcm16 } from '../../apps/shared/src/audio/mulaw.js';
+import { floatToPcm16 } from '../../apps/shared/src/audio/resample.js';
 import { readWav, writeWavPcm16 } from '../../apps/shared/src/audio/wav.js';
 
 /**
- * A small speech corpus with known transcripts and timings, synthesized with festival's
- * most natural voice (cmu_us_slt_arctic_hts) and passed through a telephone channel: sox
- * band-pass 300-3400 Hz, 8 kHz, then mu-law, the format of live calls. Each file is written
- * twice: raw mu-law (`.mulaw`) and a 16-bit PCM WAV of exactly the same samples (`.wav`).
+ * A small speech corpus with known transcripts and timings, passed through a telephone
+ * channel: sox band-pass 300-3400 Hz, 8 kHz, then mu-law, the format of live calls. Each file
+ * is written three times: raw mu-law (`.mulaw`), a 16-bit PCM WAV of exactly the same samples
+ * (`.wav`), and the telephone-band PCM before mu-law (`.pcm.wav`, for adding noise before
+ * encoding).
  *
- * - a two-party call: customer and agent on separate tracks, silence on each track while the
- *   other talks; every utterance's true start and end (speech, trimmed of festival's own
- *   silence) are in the manifest;
- * - single sentences, some with spoken numbers (card, phone and account numbers) for redaction.
+ * - `call`: a two-party call spoken by festival's most natural voice (cmu_us_slt_arctic_hts):
+ *   customer and agent on separate tracks, silence on each track while the other talks; every
+ *   utterance's true start and end (speech, trimmed of festival's own silence) are in the
+ *   manifest;
+ * - `sentences`: single sentences in the same voice, some with spoken numbers (card, phone and
+ *   account numbers) for redaction;
+ * - `voices`: the 8 sentences and the 10 call turns, each on its own, in every voice of
+ *   `VOICES` (festival slt, two festival diphone voices, espeak-ng), tagged with the voice: how
+ *   accuracy depends on the speaker. slt's entries reuse the files of `sentences`;
+ * - `recordings`: real speech, the recordings with reference transcripts of Debian's
+ *   `pocketsphinx-testdata` (CMU's "cards" set: 5 short card names, one speaker; LibriVox
+ *   "Sense and Sensibility": 5 read sentences), through the same telephone channel.
+ *   Their speech bounds are estimated from energy (no ground truth).
  *
  * Cached: a second call returns the manifest at once when its version (a hash of everything
  * below) matches. Lives outside the work tree by default (~/.cache/earshot/test-audio).
@@ -27,9 +38,10 @@ export interface CorpusUtterance {
 }
 
 export interface CorpusTrack {
-  /** Absolute paths. */
+  /** Absolute paths: mu-law, WAV of the same samples, PCM before mu-law. */
   readonly mulaw: string;
   readonly wav: string;
+  readonly pcm: string;
   readonly utterances: readonly CorpusUtterance[];
 }
 
@@ -39,17 +51,90 @@ export interface CorpusSentence extends CorpusTrack {
   readonly numbers: boolean;
 }
 
+export interface CorpusVoiceSentence extends CorpusSentence {
+  /** `CorpusVoice.id` of the voice that speaks it. */
+  readonly voice: string;
+}
+
+export interface CorpusVoice {
+  /** Short tag: 'slt', 'kal', 'ked', 'espeak'. */
+  readonly id: string;
+  readonly synthesizer: 'festival' | 'espeak-ng';
+  /** festival voice name or espeak-ng voice. */
+  readonly name: string;
+  /** The Debian package it comes from. */
+  readonly package: string;
+  readonly description: string;
+  readonly sentences: readonly CorpusVoiceSentence[];
+}
+
+export interface CorpusRecording extends CorpusTrack {
+  /** `<set>-<file id>`, e.g. 'cards-001'. */
+  readonly id: string;
+  readonly set: 'cards' | 'librivox';
+  /** The original file (16 kHz WAV of pocketsphinx-testdata). */
+  readonly source: string;
+}
+
 export interface CorpusManifest {
   readonly version: string;
   readonly dir: string;
   readonly sampleRate: 8000;
+  /** The voice of `call` and `sentences`. */
   readonly voice: string;
   readonly call: { readonly durationMs: number; readonly tracks: { readonly customer: CorpusTrack; readonly agent: CorpusTrack } };
   readonly sentences: readonly CorpusSentence[];
+  readonly voices: readonly CorpusVoice[];
+  readonly recordings: readonly CorpusRecording[];
 }
 
 const VOICE = 'cmu_us_slt_arctic_hts';
 const RATE = 8000;
+
+interface VoiceSpec {
+  readonly id: string;
+  readonly synthesizer: 'festival' | 'espeak-ng';
+  readonly name: string;
+  readonly package: string;
+  readonly description: string;
+  /** Present once the package is installed. */
+  readonly installed: string;
+}
+
+const VOICES: readonly VoiceSpec[] = [
+  {
+    id: 'slt',
+    synthesizer: 'festival',
+    name: VOICE,
+    package: 'festvox-us-slt-hts',
+    description: 'festival HTS, US English female (CMU ARCTIC slt)',
+    installed: `/usr/share/festival/voices/us/${VOICE}`,
+  },
+  {
+    id: 'kal',
+    synthesizer: 'festival',
+    name: 'kal_diphone',
+    package: 'festvox-kallpc16k',
+    description: 'festival diphone (LPC), US English male',
+    installed: '/usr/share/festival/voices/english/kal_diphone',
+  },
+  {
+    id: 'ked',
+    synthesizer: 'festival',
+    name: 'ked_diphone',
+    package: 'festvox-kdlpc16k',
+    description: 'festival diphone (LPC), US English male',
+    installed: '/usr/share/festival/voices/english/ked_diphone',
+  },
+  {
+    id: 'espeak',
+    synthesizer: 'espeak-ng',
+    name: 'en-us',
+    package: 'espeak-ng',
+    description: 'espeak-ng formant synthesis, en-us',
+    installed: '/usr/bin/espeak-ng',
+  },
+];
 
 /** The call: [speaker, text, silence before this turn (ms)]. */
 const CALL: readonly (readonly ['customer' | 'agent', string, number])[] = [
@@ -77,6 +162,19 @@ const SENTENCES: readonly (readonly [string, string, boolean])[] = [
   ['order', 'My order arrived yesterday, but two of the items were missing from the box.', false],
 ];
 
+/** Every voice says these: the sentences, then each call turn on its own (`turn-1`...). */
+const VOICE_TEXTS: readonly (readonly [string, string, boolean])[] = [
+  ...SENTENCES,
+  ...CALL.map(([, text], i) => [`turn-${i + 1}`, text, false] as const),
+];
+
+/** pocketsphinx-testdata: the sets with reference transcripts (`<s> text </s> (file id)` lines). */
+const RECORDINGS_ROOT = '/usr/share/pocketsphinx/test/data';
+const RECORDING_SETS: readonly { readonly set: 'cards' | 'librivox'; readonly dir: string; readonly transcription: string }[] = [
+  { set: 'cards', dir: 'cards', transcription: 'cards.transcription' },
+  { set: 'librivox', dir: 'librivox', transcription: 'transcription' },
+];
+
 const LEAD_MS = 500;
 const TAIL_MS = 700;
 const NOISE_RMS = 0.0004; // a quiet line (about -68 dBFS), so silence is not digital zero
@@ -86,7 +184,19 @@ export function defaultTestAudioDir(): string {
 }
 
 const VERSION = createHash('sha256')
-  .update(JSON.stringify({ format: 2, VOICE, CALL, SENTENCES, LEAD_MS, TAIL_MS, NOISE_RMS }))
+  .update(
+    JSON.stringify({
+      format: 3,
+      VOICE,
+      CALL,
+      SENTENCES,
+      VOICES: VOICES.map((v) => [v.id, v.synthesizer, v.name]),
+      RECORDING_SETS,
+      LEAD_MS,
+      TAIL_MS,
+      NOISE_RMS,
+    }),
+  )
   .digest('hex')
   .slice(0, 16);
 
@@ -103,11 +213,20 @@ export function generateTestAudio(dir: string = defaultTestAudioDir(), options: 
   mkdirSync(root, { recursive: true });
   const work = mkdtempSync(join(root, '.work-'));
   try {
-    const synth = (text: string, name: string) => synthesize(text, join(work, name));
+    const slt = VOICES[0] as VoiceSpec;
+    const synth = (voice: VoiceSpec, text: string, name: string) => synthesize(voice, text, join(work, name));
+    const lead = Math.round((LEAD_MS * RATE) / 1000);
+    const tail = Math.round((TAIL_MS * RATE) / 1000);
+    /** One utterance between LEAD_MS and TAIL_MS of line noise. */
+    const single = (name: string, speech: Float32Array, seed: number, text: string): StoredTrack => {
+      const samples = noise(lead + speech.length + tail, seed);
+      samples.set(speech, lead);
+      return { file: writeTrack(root, name, samples), utterances: [{ startMs: toMs(lead), endMs: toMs(lead + speech.length), text }] };
+    };
     options.log?.(`synthesizing ${CALL.length + SENTENCES.length} utterances with festival (${VOICE})`);
 
     // The call: both tracks the same length, each silent (line noise) while the other talks.
-    const turns = CALL.map(([speaker, text, gapMs], i) => ({ speaker, text, gapMs, audio: synth(text, `call-${i}`) }));
+    const turns = CALL.map(([speaker, text, gapMs], i) => ({ speaker, text, gapMs, audio: synth(slt, text, `call-${i}`) }));
     let at = 0;
     const placed = turns.map((turn) => {
       at += Math.round((turn.gapMs * RATE) / 1000);
@@ -115,7 +234,7 @@ export function generateTestAudio(dir: string = defaultTestAudioDir(), options: 
       at += turn.audio.length;
       return { ...turn, start, end: at };
     });
-    const length = at + Math.round((TAIL_MS * RATE) / 1000);
+    const length = at + tail;
     const tracks = { customer: '', agent: '' } as Record<'customer' | 'agent', string>;
     const utterances: Record<'customer' | 'agent', CorpusUtterance[]> = { customer: [], agent: [] };
     for (const speaker of ['customer', 'agent'] as const) {
@@ -127,13 +246,49 @@ export function generateTestAudio(dir: string = defaultTestAudioDir(), options: 
       tracks[speaker] = writeTrack(root, `call-${speaker}`, samples);
     }
 
-    const sentences = SENTENCES.map(([id, text, numbers], i) => {
-      const speech = synth(text, `sentence-${id}`);
-      const lead = Math.round((LEAD_MS * RATE) / 1000);
-      const samples = noise(lead + speech.length + Math.round((TAIL_MS * RATE) / 1000), 10 + i);
-      samples.set(speech, lead);
-      const base = writeTrack(root, `sentence-${id}`, samples);
-      return { id, numbers, base, utterances: [{ startMs: toMs(lead), endMs: toMs(lead + speech.length), text }] };
+    const sentences = SENTENCES.map(([id, text, numbers], i) => ({
+      id,
+      numbers,
+      ...single(`sentence-${id}`, synth(slt, text, `sentence-${id}`), 10 + i, text),
+    }));
+
+    // Every voice: the sentences and the call turns one by one. slt's are already there.
+    const voices = VOICES.map((voice) => {
+      if (voice.id !== slt.id) options.log?.(`synthesizing ${VOICE_TEXTS.length} utterances with ${voice.synthesizer} (${voice.name})`);
+      const spoken = VOICE_TEXTS.map(([id, text, numbers], i) => {
+        if (voice.id === slt.id) {
+          const sentence = sentences.find((s) => s.id === id);
+          if (sentence) return { id, numbers, voice: voice.id, file: sentence.file, utterances: sentence.utterances };
+          const turn = turns[Number(id.slice('turn-'.length)) - 1];
+          if (turn) return { id, numbers, voice: voice.id, ...single(`voice-${voice.id}-${id}`, turn.audio, 100 + i, text) };
+        }
+        const name = `voice-${voice.id}-${id}`;
+        return { id, numbers, voice: voice.id, ...single(name, synth(voice, text, name), seedOf(name), text) };
+      });
+      return {
+        id: voice.id,
+        synthesizer: voice.synthesizer,
+        name: voice.name,
+        package: voice.package,
+        description: voice.description,
+        sentences: spoken,
+      };
+    });
+
+    // Real recordings: the whole file (its own background kept), padded with line noise.
+    const recordings = RECORDING_SETS.flatMap(({ set, dir: folder, transcription }) => {
+      const references = parseTranscription(readFileSync(join(RECORDINGS_ROOT, folder, transcription), 'utf8'));
+      options.log?.(`converting ${references.length} recordings of pocketsphinx-testdata (${set})`);
+      return references.map(({ fileId, text }) => {
+        const id = `${set}-${fileId.split('-').pop()}`;
+        const source = join(RECORDINGS_ROOT, folder, `${fileId}.wav`);
+        const audio = telephone(source, join(work, `recording-${id}`));
+        const [start, end] = speechBounds(audio, `${source}`);
+        const samples = noise(lead + audio.length + tail, seedOf(id));
+        samples.set(audio, lead);
+        const file = writeTrack(root, `recording-${id}`, samples);
+        return { id, set, source, file, utterances: [{ startMs: toMs(lead + start), endMs: toMs(lead + end), text }] };
+      });
     });
 
     const manifest = {
@@ -147,7 +302,9 @@ export function generateTestAudio(dir: string = defaultTestAudioDir(), options: 
           agent: { file: tracks.agent, utterances: utterances.agent },
         },
       },
-      sentences: sentences.map(({ id, numbers, base, utterances }) => ({ id, numbers, file: base, utterances })),
+      sentences,
+      voices,
+      recordings,
     };
     atomicWrite(join(root, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     options.log?.(`test audio ready in ${root}`);
@@ -164,11 +321,15 @@ interface StoredTrack {
   readonly utterances: CorpusUtterance[];
 }
 
+type StoredSentence = StoredTrack & { id: string; numbers: boolean };
+
 function readManifest(root: string): CorpusManifest | undefined {
   let stored: {
     version?: string;
     call: { durationMs: number; tracks: Record<'customer' | 'agent', StoredTrack> };
-    sentences: (StoredTrack & { id: string; numbers: boolean })[];
+    sentences: StoredSentence[];
+    voices: (Omit<CorpusVoice, 'sentences'> & { sentences: (StoredSentence & { voice: string })[] })[];
+    recordings: (StoredTrack & { id: string; set: 'cards' | 'librivox'; source: string })[];
   };
   try {
     stored = JSON.parse(readFileSync(join(root, 'manifest.json'), 'utf8'));
@@ -179,6 +340,7 @@ function readManifest(root: string): CorpusManifest | undefined {
   const track = (t: StoredTrack): CorpusTrack => ({
     mulaw: join(root, `${t.file}.mulaw`),
     wav: join(root, `${t.file}.wav`),
+    pcm: join(root, `${t.file}.pcm.wav`),
     utterances: t.utterances,
   });
   const manifest: CorpusManifest = {
@@ -191,18 +353,53 @@ function readManifest(root: string): CorpusManifest | undefined {
       tracks: { customer: track(stored.call.tracks.customer), agent: track(stored.call.tracks.agent) },
     },
     sentences: stored.sentences.map((s) => ({ id: s.id, numbers: s.numbers, ...track(s) })),
+    voices: stored.voices.map((v) => ({
+      id: v.id,
+      synthesizer: v.synthesizer,
+      name: v.name,
+      package: v.package,
+      description: v.description,
+      sentences: v.sentences.map((s) => ({ id: s.id, numbers: s.numbers, voice: s.voice, ...track(s) })),
+    })),
+    recordings: stored.recordings.map((r) => ({ id: r.id, set: r.set, source: r.source, ...track(r) })),
   };
-  const files = [manifest.call.tracks.customer, manifest.call.tracks.agent, ...manifest.sentences].flatMap((t) => [t.mulaw, t.wav]);
+  const files = [
+    manifest.call.tracks.customer,
+    manifest.call.tracks.agent,
+    ...manifest.sentences,
+    ...manifest.voices.flatMap((v) => v.sentences),
+    ...manifest.recordings,
+  ].flatMap((t) => [t.mulaw, t.wav, t.pcm]);
   return files.every((file) => existsSync(file)) ? manifest : undefined;
 }
 
-/** festival → sox telephone channel → 8 kHz float samples with festival's own silence trimmed. */
-function synthesize(text: string, base: string): Float32Array {
+/** `<s> ten of clubs </s> (001)` lines → file ids and texts. */
+function parseTranscription(text: string): { fileId: string; text: string }[] {
+  return text
+    .split('\n')
+    .map((line) => /^\s*(?:<s>)?\s*(.*?)\s*(?:<\/s>)?\s*\(([^)]+)\)\s*$/.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ fileId: m[2] as string, text: m[1] as string }));
+}
+
+/** The voice → sox telephone channel → 8 kHz float samples with the synthesizer's own silence trimmed. */
+function synthesize(voice: VoiceSpec, text: string, base: string): Float32Array {
   writeFileSync(`${base}.txt`, text);
-  run('text2wave', ['-eval', `(voice_${VOICE})`, `${base}.txt`, '-o', `${base}.raw.wav`]);
-  run('sox', [`${base}.raw.wav`, '-r', String(RATE), '-c', '1', '-b', '16', `${base}.wav`, 'sinc', '300-3400', 'gain', '-n', '-3']);
-  const samples = readWav(readFileSync(`${base}.wav`), `${base}.wav`).channels[0] as Float32Array;
-  // Speech bounds: first and last 10 ms frame with an RMS above -40 dBFS.
+  if (voice.synthesizer === 'festival') run('text2wave', ['-eval', `(voice_${voice.name})`, `${base}.txt`, '-o', `${base}.raw.wav`]);
+  else run('espeak-ng', ['-v', voice.name, '-f', `${base}.txt`, '-w', `${base}.raw.wav`]);
+  const samples = telephone(`${base}.raw.wav`, base);
+  const [start, end] = speechBounds(samples, `${voice.name}: ${text}`);
+  return samples.slice(start, end);
+}
+
+/** Any WAV → sox telephone channel (band-pass 300-3400 Hz, 8 kHz, peak at -3 dBFS) → float samples. */
+function telephone(input: string, base: string): Float32Array {
+  run('sox', [input, '-r', String(RATE), '-c', '1', '-b', '16', `${base}.wav`, 'sinc', '300-3400', 'gain', '-n', '-3']);
+  return readWav(readFileSync(`${base}.wav`), `${base}.wav`).channels[0] as Float32Array;
+}
+
+/** Speech bounds [start, end) in samples: first and last 10 ms frame with an RMS above -40 dBFS. */
+function speechBounds(samples: Float32Array, what: string): [number, number] {
   const frame = RATE / 100;
   const loud: number[] = [];
   for (let i = 0; i + frame <= samples.length; i += frame) {
@@ -210,8 +407,13 @@ function synthesize(text: string, base: string): Float32Array {
     for (let k = i; k < i + frame; k++) energy += (samples[k] as number) ** 2;
     if (Math.sqrt(energy / frame) > 0.01) loud.push(i);
   }
-  if (loud.length === 0) throw new Error(`festival produced silence for: ${text}`);
-  return samples.slice(loud[0], (loud[loud.length - 1] as number) + frame);
+  if (loud.length === 0) throw new Error(`test audio: no speech in ${what}`);
+  return [loud[0] as number, (loud[loud.length - 1] as number) + frame];
+}
+
+/** A stable seed from a name. */
+function seedOf(name: string): number {
+  return createHash('sha256').update(name).digest().readUInt32LE(0);
 }
 
 /** Deterministic low-level white noise (xorshift32). */
@@ -230,11 +432,12 @@ function noise(length: number, seed: number): Float32Array {
   return out;
 }
 
-/** Writes `<name>.mulaw` and a PCM WAV of the decoded mu-law (identical samples); returns `name`. */
+/** Writes `<name>.mulaw`, a PCM WAV of the decoded mu-law (identical samples) and `<name>.pcm.wav` (before mu-law); returns `name`. */
 function writeTrack(root: string, name: string, samples: Float32Array): string {
   const mulaw = Uint8Array.from(samples, (x) => mulawEncodeSample(x * 32768));
   atomicWrite(join(root, `${name}.mulaw`), mulaw);
   atomicWrite(join(root, `${name}.wav`), writeWavPcm16(RATE, [mulawToPcm16(mulaw)]));
+  atomicWrite(join(root, `${name}.pcm.wav`), writeWavPcm16(RATE, [floatToPcm16(samples)]));
   return name;
 }
 
@@ -252,13 +455,15 @@ function run(command: string, args: readonly string[]): void {
     throw new Error(`test audio: ${command} failed: ${(result.stderr || result.error?.message || `exit ${result.status}`).trim()}`);
 }
 
-const PACKAGES = ['festival', 'festvox-us-slt-hts', 'sox', 'libsox-fmt-all'];
+const PACKAGES = ['festival', ...VOICES.map((v) => v.package), 'sox', 'libsox-fmt-all', 'pocketsphinx-testdata'];
 
-/** Installs festival, the slt voice and sox with apt-get when missing (`apt-get update` only if needed). */
+/** Installs festival, the voices, espeak-ng, sox and pocketsphinx-testdata with apt-get when missing (`apt-get update` only if needed). */
 function ensureTools(log?: (line: string) => void): void {
   const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-  const voice = existsSync(`/usr/share/festival/voices/us/${VOICE}`);
-  if (has('text2wave') && has('sox') && voice) return;
+  const present = [...VOICES.map((v) => v.installed), ...RECORDING_SETS.map((s) => join(RECORDINGS_ROOT, s.dir, s.transcription))].every(
+    (path) => existsSync(path),
+  );
+  if (has('text2wave') && has('sox') && has('espeak-ng') && present) return;
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   // Two test files may generate at once: wait for the other's dpkg lock instead of failing.
   const lock = ['-o', 'DPkg::Lock::Timeout=600'];

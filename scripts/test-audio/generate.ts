@@ -1,6 +1,7 @@
 // Generates the synthetic telephone speech corpus used by the ASR tests and benchmark.
 //   node --import tsx scripts/test-audio/generate.ts [DIR]     (default ~/.cache/earshot/test-audio)
-// Installs festival, its slt voice and sox with apt-get when missing; cached by version.
+// Installs festival and its voices, espeak-ng, sox and pocketsphinx-testdata with apt-get when
+// missing; cached by version.
 import { defaultTestAudioDir, generateTestAudio } from './corpus.js';
 
 try {

@@ -2,9 +2,12 @@
  * Word error rate for the ASR tests and benchmark: word-level Levenshtein distance over the
  * reference length, after normalising both sides the same way. Moonshine writes numbers as
  * digits ("4111 1111") and our scripts spell them, so digits are spelled out one by one; case,
- * punctuation and hyphens are dropped.
+ * punctuation and hyphens are dropped; "Mr."/"Mrs."/"Dr." count as the spoken words.
  */
 const DIGITS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
+
+/** Spoken forms of abbreviated titles (Moonshine writes "Mr.", transcripts say "mister"). */
+const TITLES: Readonly<Record<string, string>> = { mr: 'mister', mrs: 'missus', dr: 'doctor' };
 
 export function normalizeWords(text: string): string[] {
   return text
@@ -14,7 +17,8 @@ export function normalizeWords(text: string): string[] {
     .replace(/[^a-z' ]/g, ' ')
     .split(/\s+/)
     .map((w) => w.replace(/^'+|'+$/g, ''))
-    .filter((w) => w.length > 0);
+    .filter((w) => w.length > 0)
+    .map((w) => TITLES[w] ?? w);
 }
 
 export interface WerResult {
