@@ -7,7 +7,7 @@ import { loadEarshotConfig } from '../../../apps/shared/src/config.js';
 import type { CallEvent } from '../../../apps/shared/src/events.js';
 import type { EventLog, ProduceRecord } from '../../../apps/shared/src/ports/event-log.port.js';
 import { createRuntime } from '../../../apps/shared/src/runtime.js';
-import { renamedTopic, TOPICS, type TopicSpec } from '../../../apps/shared/src/topics.js';
+import { TOPICS, type TopicSpec } from '../../../apps/shared/src/topics.js';
 import { BENCH_ENV } from './bench-env.js';
 import { Histogram, type Percentiles, percentiles, wallMs } from './stats.js';
 import { startWsIngest } from './ws-ingest.js';
@@ -17,7 +17,10 @@ import { startWsIngest } from './ws-ingest.js';
  * CPU (process.cpuUsage) is its own, on the real Kafka broker of `earshot infra` in
  * distributed mode (fixed test secrets and stream token keys: support/bench-env.ts; port 0).
  *
- *   node --import tsx scripts/bench/support/ingest-server.ts <uws|ws> <topic> <apiId>
+ *   node --import tsx scripts/bench/support/ingest-server.ts <uws|ws> <kafka namespace> <apiId>
+ *
+ * The namespace (EARSHOT_KAFKA_NAMESPACE) is the benchmark run's own: fresh topics, groups
+ * and schema subjects on the shared broker, deleted by the parent afterwards.
  *
  * The event log handed to the server is wrapped to time every produce. Per audio record:
  * - publish latency: from the record's `occurredAtMs` (set when the batch closed, i.e. while
@@ -38,6 +41,9 @@ export interface ServerReport {
   readonly produceCalls: number;
   readonly publish: Percentiles;
   readonly sendToAck: Percentiles;
+  /** Time inside the event log's produce() alone (encode + Kafka round trip), per call. */
+  readonly produceTime: Percentiles;
+  readonly records: number;
   readonly loopDelayP99Ms: number;
   readonly dropped: number;
   readonly produceFailures: number;
@@ -51,7 +57,7 @@ export interface ServerTotals {
 
 export type ServerMessage = { readonly type: 'ready'; readonly url: string } | ServerReport | ServerTotals;
 
-const [kind, topicName, apiId] = process.argv.slice(2) as [string, string, string];
+const [kind, namespace, apiId] = process.argv.slice(2) as [string, string, string];
 const send = (message: ServerMessage): void => {
   process.send?.(message);
 };
@@ -60,18 +66,27 @@ const send = (message: ServerMessage): void => {
 // with test/support's faster polling, so the idle cost is the real one.
 const dataDir = mkdtempSync(join(tmpdir(), 'earshot-bench-'));
 const config = loadEarshotConfig({
-  env: { ...process.env, ...BENCH_ENV, EARSHOT_DATA_DIR: dataDir, EARSHOT_INGEST_PORT: '0', EARSHOT_NODE_ID: `bench-${kind}` },
+  env: {
+    ...process.env,
+    ...BENCH_ENV,
+    EARSHOT_KAFKA_NAMESPACE: namespace,
+    EARSHOT_DATA_DIR: dataDir,
+    EARSHOT_INGEST_PORT: '0',
+    EARSHOT_NODE_ID: `bench-${kind}`,
+  },
 });
 const runtime = await createRuntime(config, { name: 'ingest' });
 const cleanup = async (): Promise<void> => {
   await runtime.close();
   rmSync(dataDir, { recursive: true, force: true });
 };
-const topic: TopicSpec<CallEvent> = renamedTopic(TOPICS.callEvents, topicName);
+const topic: TopicSpec<CallEvent> = TOPICS.callEvents;
 
 // ---- the timed event log -----------------------------------------------------------------
 const publish = new Histogram();
 const sendToAck = new Histogram();
+const produceTime = new Histogram();
+let windowRecords = 0;
 const benchT0 = new Map<string, number>();
 let measuring = false;
 let framesAcked = 0;
@@ -89,11 +104,12 @@ const eventLog: EventLog = {
   createConsumer: (options) => inner.createConsumer(options),
   close: () => inner.close(),
   async produce<T>(spec: TopicSpec<T>, records: readonly ProduceRecord<T>[]): Promise<void> {
-    if (spec.name !== topicName) return inner.produce(spec, records);
+    if (spec.name !== topic.name) return inner.produce(spec, records);
     for (const record of records) {
       const event = record.value as CallEvent;
       if (event.type === 'StreamStarted') benchT0.set(event.data.streamSid, Number(event.data.customParameters.benchT0));
     }
+    const calledAt = wallMs();
     try {
       await inner.produce(spec, records);
     } catch (error) {
@@ -101,7 +117,11 @@ const eventLog: EventLog = {
       throw error;
     }
     const ackedAt = wallMs();
-    if (measuring) windowProduces++;
+    if (measuring) {
+      windowProduces++;
+      windowRecords += records.length;
+      produceTime.record(ackedAt - calledAt);
+    }
     for (const record of records) {
       const event = record.value as CallEvent;
       if (event.type === 'AudioChunkReceived') {
@@ -156,6 +176,8 @@ process.on('message', async (message: { type: string }) => {
   if (message.type === 'mark') {
     publish.reset();
     sendToAck.reset();
+    produceTime.reset();
+    windowRecords = 0;
     loop.reset();
     windowFrames = 0;
     windowBatches = 0;
@@ -174,6 +196,8 @@ process.on('message', async (message: { type: string }) => {
       produceCalls: windowProduces,
       publish: percentiles(publish),
       sendToAck: percentiles(sendToAck),
+      produceTime: percentiles(produceTime),
+      records: windowRecords,
       loopDelayP99Ms: loop.percentile(99) / 1e6,
       dropped: (await dropped()) - since.dropped,
       produceFailures: produceFailures - since.failures,
