@@ -4,6 +4,7 @@ import { CALL_IDLE_EVICTION_MS, CallTracker } from '../../../apps/api/src/consum
 import type { CallEvent } from '../../../apps/shared/src/events.js';
 import type { EventLog } from '../../../apps/shared/src/ports/event-log.port.js';
 import { TOPICS } from '../../../apps/shared/src/topics.js';
+import { startRequest } from '../../support/fixtures.js';
 import { testRuntime } from '../../support/runtime.js';
 import { waitFor } from '../../support/wait.js';
 import { newCallSid } from '../support/api-harness.js';
@@ -15,19 +16,13 @@ const startEvent = (callSid: string, tenantId: string, occurredAtMs = Date.now()
   tenantId,
   occurredAtMs,
   type: 'TranscriptionStartRequested',
-  data: {
+  data: startRequest({
     requestId: 'r',
     customerId: 'c',
     agentId: 'a',
-    language: 'en-US',
-    detailedToken: false,
-    audioRecordingAllowed: false,
-    redactionOutput: 'redacted',
-    inboundRole: 'customer',
-    outboundRole: 'agent',
     customerStreamId: '00000000-0000-4000-8000-000000000001',
     agentStreamId: '00000000-0000-4000-8000-000000000002',
-  },
+  }),
 });
 const audioEvent = (callSid: string, tenantId: string, i: number): CallEvent => ({
   eventId: `audio-${callSid}-${i}`,

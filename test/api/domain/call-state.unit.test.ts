@@ -13,6 +13,7 @@ import {
   type TrackedCall,
 } from '../../../apps/api/src/domain/call-state.js';
 import type { CallEvent, CallEventPayload } from '../../../apps/shared/src/events.js';
+import { startRequest } from '../../support/fixtures.js';
 
 /** Given/when/then over the pure call-state projection: no log, no clock. */
 const SID = 'CA00000000000000000000000000000001';
@@ -40,19 +41,13 @@ const start = (tenant: string, id = 'c1', at?: number) =>
     tenant,
     {
       type: 'TranscriptionStartRequested',
-      data: {
+      data: startRequest({
         requestId: 'r',
         customerId: 'c',
         agentId: 'a',
-        language: 'en-US',
-        detailedToken: false,
-        audioRecordingAllowed: false,
-        redactionOutput: 'redacted',
-        inboundRole: 'customer',
-        outboundRole: 'agent',
         customerStreamId: `${id}-customer`,
         agentStreamId: `${id}-agent`,
-      },
+      }),
     },
     at,
   );

@@ -9,6 +9,7 @@ import { createLocalRecordingStore } from '../../../apps/shared/src/adapters/loc
 import { mulawToPcm16 } from '../../../apps/shared/src/audio/mulaw.js';
 import type { CallEvent, TranscriptionStartRequested } from '../../../apps/shared/src/events.js';
 import type { RecordingInfo, RecordingStore } from '../../../apps/shared/src/ports/recording-store.port.js';
+import { startRequest } from '../../support/fixtures.js';
 import { fakeEngine } from '../support/fake-engine.js';
 
 // SPEC §6 audioRecordingAllowed in the asr consumer: per session, a stereo WAV (customer left,
@@ -35,20 +36,8 @@ function harness(t: Test, options: { maxDurationS?: number } = {}) {
   let offset = 0;
   const send = (event: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>) =>
     transcriber.handle({ eventId: `e${offset}`, callSid: CALL, tenantId: TENANT, occurredAtMs: 0, ...event } as CallEvent, offset++);
-  const startData = (over: Partial<TranscriptionStartRequested> = {}): TranscriptionStartRequested => ({
-    requestId: 'req-start',
-    customerId: 'cust-1',
-    agentId: 'agent-1',
-    language: 'en-US',
-    detailedToken: false,
-    audioRecordingAllowed: true,
-    redactionOutput: 'redacted',
-    inboundRole: 'customer',
-    outboundRole: 'agent',
-    customerStreamId: C1,
-    agentStreamId: A1,
-    ...over,
-  });
+  const startData = (over: Partial<TranscriptionStartRequested> = {}): TranscriptionStartRequested =>
+    startRequest({ customerId: 'cust-1', audioRecordingAllowed: true, customerStreamId: C1, agentStreamId: A1, ...over });
   const start = (over: Partial<TranscriptionStartRequested> = {}) => send({ type: 'TranscriptionStartRequested', data: startData(over) });
   const stop = () => send({ type: 'TranscriptionStopRequested', data: { requestId: 'req-stop' } });
   const audio = (track: 'inbound' | 'outbound', ms: number, payload: Uint8Array, streamSid = 'MZ1') =>

@@ -3,6 +3,7 @@ import { CallTranscriber, type Emitter } from '../../../apps/asr/src/consumer/ca
 import { openSessionsAt } from '../../../apps/asr/src/consumer/restore-sessions.js';
 import { DEFAULT_RULES } from '../../../apps/asr/src/domain/redaction.js';
 import type { CallEvent, SessionEvent, TranscriptionStartRequested, UtteranceRecognized } from '../../../apps/shared/src/events.js';
+import { startRequest } from '../../support/fixtures.js';
 import { fakeEngine } from '../support/fake-engine.js';
 
 // Given/when/then over one call: events in, utterance and session events out.
@@ -39,20 +40,7 @@ function harness(words: Record<number, string> = { 16: 'hello there', 32: 'my ca
     send(
       {
         type: 'TranscriptionStartRequested',
-        data: {
-          requestId: 'req-start',
-          customerId: 'cust-1',
-          agentId: 'agent-1',
-          language: 'en-US',
-          detailedToken: false,
-          audioRecordingAllowed: false,
-          redactionOutput: 'redacted',
-          inboundRole: 'customer',
-          outboundRole: 'agent',
-          customerStreamId: 'stream-c',
-          agentStreamId: 'stream-a',
-          ...over,
-        },
+        data: startRequest({ customerId: 'cust-1', customerStreamId: 'stream-c', agentStreamId: 'stream-a', ...over }),
       },
       at,
     );
