@@ -19,9 +19,27 @@ export const ASR_GROUP = 'earshot-asr';
 const COMMIT_EVERY_MS = 1000;
 const IDLE_CALL_MS = 15 * 60_000;
 
+/**
+ * A call's events are handled in order on a chain of their own, so a call that waits (a stop
+ * finishing its last words, a session event being written) never holds up the other calls of
+ * its partition. `pending` holds the offsets taken but not yet handled: the partition commits
+ * no further than the oldest of them.
+ */
+interface CallEntry {
+  readonly transcriber: CallTranscriber;
+  lastSeenMs: number;
+  chain: Promise<void>;
+  readonly pending: number[];
+  /** Set when handling an event failed: the call's offsets stay held until a restart replays them. */
+  failed: boolean;
+}
+
+// Events taken but not yet handled, per partition, beyond which reading waits.
+const MAX_PENDING_PER_PARTITION = 5000;
+
 interface PartitionState {
   readonly partition: number;
-  readonly calls: Map<string, { transcriber: CallTranscriber; lastSeenMs: number }>;
+  readonly calls: Map<string, CallEntry>;
   readonly ready: Promise<void>;
   lastOffset: number | null;
   committed: number | null;
@@ -99,7 +117,7 @@ export async function startAsr(
         for (const open of await restoreOpenSessions(eventLog, p, committed)) {
           const transcriber = new CallTranscriber(open.callSid, open.tenantId, p, transcriberDeps);
           transcriber.restore(open.start, open.openedAtMs);
-          state.calls.set(open.callSid, { transcriber, lastSeenMs: Date.now() });
+          state.calls.set(open.callSid, newEntry(transcriber));
         }
         if (state.calls.size > 0) log.info({ partition: p, restored: state.calls.size, committed }, 'asr.sessions_restored');
       })();
@@ -122,25 +140,47 @@ export async function startAsr(
       const event = record.value;
       let entry = state.calls.get(event.callSid);
       if (!entry) {
-        entry = {
-          transcriber: new CallTranscriber(event.callSid, event.tenantId, state.partition, transcriberDeps),
-          lastSeenMs: Date.now(),
-        };
+        entry = newEntry(new CallTranscriber(event.callSid, event.tenantId, state.partition, transcriberDeps));
         state.calls.set(event.callSid, entry);
       }
       entry.lastSeenMs = Date.now();
-      await entry.transcriber.handle(event, record.offset);
+      enqueue(entry, event, record.offset);
       state.lastOffset = record.offset;
+      while (pendingIn(state) > MAX_PENDING_PER_PARTITION && !stopping) await oldestChain(state);
     }
     await commit(state);
   }
 
+  function newEntry(transcriber: CallTranscriber): CallEntry {
+    return { transcriber, lastSeenMs: Date.now(), chain: Promise.resolve(), pending: [], failed: false };
+  }
+
+  function enqueue(entry: CallEntry, event: CallEvent, offset: number): void {
+    entry.pending.push(offset);
+    entry.chain = entry.chain.then(async () => {
+      if (entry.failed) return;
+      try {
+        await entry.transcriber.handle(event, offset);
+        entry.pending.shift();
+      } catch (error) {
+        entry.failed = true; // keep its offsets held: a restart replays them
+        metrics.errors.inc({ stage: 'handle' });
+        log.error({ err: error, callSid: event.callSid, offset }, 'asr.call_failed');
+      }
+    });
+  }
+
+  const pendingIn = (state: PartitionState): number => [...state.calls.values()].reduce((n, c) => n + c.pending.length, 0);
+  const oldestChain = (state: PartitionState): Promise<void> =>
+    Promise.race([...state.calls.values()].filter((c) => c.pending.length > 0).map((c) => c.chain));
+
   async function commit(state: PartitionState): Promise<void> {
     if (state.lastOffset === null || partitions.get(state.partition) !== state) return;
     let safe = state.lastOffset + 1;
-    for (const { transcriber } of state.calls.values()) {
+    for (const { transcriber, pending } of state.calls.values()) {
       const hold = transcriber.holdOffset();
       if (hold !== null && hold < safe) safe = hold;
+      if (pending.length > 0 && (pending[0] as number) < safe) safe = pending[0] as number;
     }
     if (state.committed !== null && safe <= state.committed) return;
     await consumer.commit([{ topic: TOPICS.callEvents.name, partition: state.partition, offset: safe }]);
@@ -151,7 +191,7 @@ export async function startAsr(
     const now = Date.now();
     for (const state of partitions.values()) {
       for (const [callSid, entry] of state.calls) {
-        if (!entry.transcriber.started && now - entry.lastSeenMs > IDLE_CALL_MS) state.calls.delete(callSid);
+        if (!entry.transcriber.started && entry.pending.length === 0 && now - entry.lastSeenMs > IDLE_CALL_MS) state.calls.delete(callSid);
       }
       commit(state).catch((error) => log.warn({ err: error, partition: state.partition }, 'asr.commit_failed'));
     }
@@ -168,6 +208,7 @@ export async function startAsr(
       clearInterval(timer);
       // Finish what was said (utterances in progress are flushed by stop commands; here we
       // only wait for queued text), write it, commit, and leave the group.
+      await Promise.all([...partitions.values()].flatMap((s) => [...s.calls.values()].map((c) => c.chain)));
       await Promise.all([...partitions.values()].flatMap((s) => [...s.calls.values()].map((c) => c.transcriber.drain())));
       for (const state of partitions.values()) await commit(state).catch(() => {});
       await consumer.stop();

@@ -1,0 +1,97 @@
+import t from 'tap';
+import { startAsr } from '../../../apps/asr/src/consumer/asr-consumer.js';
+import type { CallEvent, SessionEvent, UtteranceRecognized } from '../../../apps/shared/src/events.js';
+import type { LogRecord } from '../../../apps/shared/src/ports/event-log.port.js';
+import { TOPICS } from '../../../apps/shared/src/topics.js';
+import { startRequest } from '../../support/fixtures.js';
+import { testRuntime } from '../../support/runtime.js';
+import { waitFor } from '../../support/wait.js';
+import { fakeEngine } from '../support/fake-engine.js';
+
+// The consumer over the embedded log with the fake engine (the real one runs in test/e2e/).
+const A = 'CA000000000000000000000000000000aa';
+const B = 'CA000000000000000000000000000000bb';
+
+t.test('a call finishing its last words does not hold up the other calls of its partition', async (t) => {
+  const runtime = await testRuntime({ env: { EARSHOT_TOPIC_PARTITIONS: '1' } });
+  t.teardown(() => runtime.cleanup());
+  const engine = fakeEngine();
+  // Call A's stream is created first; its flush (stop-streaming) takes until we release it.
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const create = engine.createStream.bind(engine);
+  let created = 0;
+  engine.createStream = (options) => {
+    const stream = create(options);
+    if (created++ === 0) {
+      const flush = stream.flush.bind(stream);
+      stream.flush = async () => {
+        await gate;
+        return flush();
+      };
+    }
+    return stream;
+  };
+  const asr = await startAsr(runtime, engine, { groupId: 'asr-test' });
+  t.teardown(() => asr.stop());
+  const utterances: UtteranceRecognized[] = [];
+  const sessions: SessionEvent[] = [];
+  const reader = runtime.eventLog.createConsumer({ groupId: 'reader', topics: [TOPICS.utterances, TOPICS.sessions] });
+  await reader.run(async (batch) => {
+    for (const r of batch.records as LogRecord<UtteranceRecognized | SessionEvent>[]) {
+      if (batch.topic === TOPICS.utterances.name) utterances.push(r.value as UtteranceRecognized);
+      else sessions.push(r.value as SessionEvent);
+    }
+  });
+  t.teardown(() => reader.stop());
+
+  let n = 0;
+  const event = (
+    callSid: string,
+    payload: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>,
+  ): { key: string; value: CallEvent } => ({
+    key: callSid,
+    value: { eventId: `e${n++}`, callSid, tenantId: 'app_a', occurredAtMs: Date.now(), ...payload } as CallEvent,
+  });
+  const audio = (callSid: string, ms: number, byte: number) =>
+    event(callSid, {
+      type: 'AudioChunkReceived',
+      data: {
+        streamSid: `MZ${callSid.slice(-2)}`,
+        track: 'inbound',
+        firstChunk: ms / 20 + 1,
+        lastChunk: ms / 20 + 5,
+        timestampMs: ms,
+        durationMs: 100,
+        payload: Buffer.alloc(800, byte),
+      },
+    });
+  const start = (callSid: string) =>
+    event(callSid, { type: 'TranscriptionStartRequested', data: startRequest({ requestId: `start-${callSid}` }) });
+
+  // A: start, speech still going on, stop (its flush now hangs).
+  await runtime.eventLog.produce(TOPICS.callEvents, [
+    start(A),
+    audio(A, 0, 0x10),
+    audio(A, 100, 0x10),
+    event(A, { type: 'TranscriptionStopRequested', data: { requestId: 'stop-A' } }),
+  ]);
+  // B, after A's stop on the same partition: a whole utterance.
+  const b = [start(B)];
+  for (let ms = 0; ms < 1000; ms += 100) b.push(audio(B, ms, ms < 400 ? 0x10 : 0xff));
+  await runtime.eventLog.produce(TOPICS.callEvents, b);
+
+  await waitFor("B's utterance while A is still finishing", () => utterances.some((u) => u.callSid === B));
+  t.notOk(
+    sessions.some((s) => s.callSid === A && s.type === 'TranscriptionSessionClosed'),
+    "A's session is not closed yet",
+  );
+  release();
+  await waitFor("A's last words and its close", () => sessions.some((s) => s.callSid === A && s.type === 'TranscriptionSessionClosed'));
+  t.ok(
+    utterances.some((u) => u.callSid === A),
+    "A's last words were not lost",
+  );
+});
