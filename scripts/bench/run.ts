@@ -59,6 +59,7 @@ async function main(): Promise<void> {
     '',
     ...(result.notes ?? []).map((n) => `- ${n}`),
     '',
+    '', // a blank line before the next section
   ].join('\n');
   let doc = readFileSync(DOC, 'utf8');
   const start = doc.indexOf(`## ${name}\n`);
