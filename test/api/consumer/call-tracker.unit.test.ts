@@ -139,3 +139,28 @@ t.test('commands for one call run one after the other', async (t) => {
     'a failure does not block the next command',
   );
 });
+
+t.test('a command the log hands back before the API records it is applied once (regression: stop then 200 instead of 409)', async (t) => {
+  const runtime = await setup(t);
+  const tracker = new CallTracker({ log: runtime.eventLog, logger: runtime.logger, metrics: apiMetrics(runtime.metrics) });
+  t.teardown(() => tracker.stop());
+  await tracker.start();
+  const callSid = newCallSid();
+  const start = startEvent(callSid, 'app_a');
+  await runtime.eventLog.produce(TOPICS.callEvents, [{ key: callSid, value: start }]);
+  await waitFor('the start read back first', () => tracker.state(callSid)?.started === true);
+  tracker.accepted(start); // the API records its command after the log already handed it back
+  const stop: CallEvent = {
+    eventId: `stop-${callSid}`,
+    callSid,
+    tenantId: 'app_a',
+    occurredAtMs: Date.now(),
+    type: 'TranscriptionStopRequested',
+    data: { requestId: 'r2' },
+  };
+  tracker.accepted(stop); // this one is recorded before the log hands it back, as usual
+  await runtime.eventLog.produce(TOPICS.callEvents, [{ key: callSid, value: stop }]);
+  await waitFor('the stop read back', () => tracker.state(callSid)?.started === false);
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(tracker.state(callSid)?.started, false, 'stopped, not started again by a stale pending start');
+});

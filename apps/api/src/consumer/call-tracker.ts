@@ -31,6 +31,8 @@ const SWEEP_INTERVAL_MS = 60_000;
 
 export class CallTracker {
   private readonly calls = new Map<string, TrackedCall>();
+  /** Command event ids already read from the log (recent ones), so `accepted` never applies one twice. */
+  private readonly observed = new Map<string, number>();
   private readonly locks = new Map<string, Promise<void>>();
   private readonly clock: () => number;
   private consumer: EventLogConsumer | undefined;
@@ -110,8 +112,13 @@ export class CallTracker {
     return current(call);
   }
 
-  /** Records one of this node's commands right after the log accepted it. */
+  /**
+   * Records one of this node's commands right after the log accepted it. The log may already
+   * have handed it back (a fast fetch wins the race with this call): then it is applied and
+   * must not be kept as pending, or it would be applied again on top of later commands.
+   */
   accepted(event: CallEvent): void {
+    if (this.observed.has(event.eventId)) return;
     this.calls.set(event.callSid, accept(this.calls.get(event.callSid) ?? EMPTY_CALL, event));
     this.options.metrics.callsTracked.set(this.calls.size);
   }
@@ -138,6 +145,7 @@ export class CallTracker {
   /** Forgets calls idle past eviction and own commands never read back. */
   sweep(): void {
     const now = this.clock();
+    for (const [eventId, at] of this.observed) if (now - at > PENDING_MAX_AGE_MS) this.observed.delete(eventId);
     for (const [callSid, call] of this.calls) {
       const kept = expirePending(call, now, PENDING_MAX_AGE_MS);
       if (isIdle(kept, now, CALL_IDLE_EVICTION_MS) && kept.pending.length === 0) this.calls.delete(callSid);
@@ -159,6 +167,7 @@ export class CallTracker {
       const event = record.value as CallEvent;
       // Audio is nearly every record of the topic and says nothing the API needs.
       if (event.type === 'AudioChunkReceived' || event.type === 'DtmfReceived') continue;
+      this.observed.set(event.eventId, this.clock());
       const before = this.calls.get(event.callSid);
       const after = observe(before ?? EMPTY_CALL, event);
       if (after.confirmed === undefined && after.pending.length === 0) {
