@@ -46,7 +46,7 @@ export async function run(args: string[]): Promise<BenchResult> {
     columns: ['run', 'frames', 'wall ms', 'frames/s', 'CPU µs/frame', 'calls per core', 'accepted', 'records produced'],
     rows,
     notes: [
-      'CPU µs/frame is process CPU time (user + system) over the frames, so it holds on a shared machine; frames/s is wall time.',
+      'CPU µs/frame is process CPU time (user + system, GC threads included) over the frames, less sensitive to other work on a shared machine than frames/s (wall time), though not immune.',
       'calls per core = frames per CPU-second ÷ 100 (a two-track call is 100 frames/s); an upper bound: no sockets, no Avro, no Kafka (see the ingest benchmark for those).',
       'Run 1 includes JIT warm-up; later runs are the steady state.',
     ],

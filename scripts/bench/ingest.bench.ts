@@ -8,7 +8,7 @@ import type { BenchResult } from './run.js';
 import { BENCH_ENV } from './support/bench-env.js';
 import { Child } from './support/child.js';
 import type { ServerMessage, ServerReport } from './support/ingest-server.js';
-import { findPid, machineTicks, processCpuSeconds, sleep, wallMs } from './support/stats.js';
+import { ForeignCpu, findPid, processCpuSeconds, sleep, wallMs } from './support/stats.js';
 import type { ClientMessage, ClientReport } from './support/twilio-load.js';
 
 /**
@@ -36,6 +36,13 @@ const DRAIN_TIMEOUT_MS = 15_000;
 /** Calls per client process: one paced 300 calls with 18 % of a core and a p99 lag of 7 ms. */
 const CALLS_PER_CLIENT = 1000;
 const P99_TARGET_MS = 50;
+/**
+ * Before each step, wait until other work on the (shared) machine uses less than QUIET_LIMIT_PCT
+ * of one core: up to QUIET_MAX_MS per step and QUIET_BUDGET_MS per run, so a run stays ~3 min.
+ */
+const QUIET_LIMIT_PCT = 25;
+const QUIET_MAX_MS = 15_000;
+const QUIET_BUDGET_MS = 45_000;
 
 interface Options {
   readonly calls: readonly number[];
@@ -57,7 +64,9 @@ interface Step {
   readonly refused: number;
   readonly closed: number;
   readonly brokerPct: number;
-  readonly machinePct: number;
+  readonly othersPct: number;
+  /** Seconds waited before the step for other work on the machine to calm down. */
+  readonly waitedS: number;
 }
 
 function parse(args: readonly string[]): Options {
@@ -130,6 +139,8 @@ export async function run(args: string[]): Promise<BenchResult> {
             return token;
           },
           brokerPid,
+          [...[...servers.values(), ...clients].map((child) => child.pid), ...(brokerPid === null ? [] : [brokerPid])],
+          QUIET_BUDGET_MS - steps.reduce((sum, s) => sum + s.waitedS * 1000, 0),
         );
         steps.push(step);
         const r = step.report;
@@ -157,7 +168,10 @@ async function runStep(
   pool: readonly Child<ClientMessage>[],
   token: () => Promise<string>,
   brokerPid: number | null,
+  ownPids: readonly number[],
+  quietBudgetMs: number,
 ): Promise<Step> {
+  const waitedS = await waitForQuiet(ownPids, quietBudgetMs);
   const mediaUrl = `${url}/twilio-media/${await token()}`;
   const before = (await server.request('totals', { type: 'totals' })).framesAcked;
   const used = pool.slice(0, Math.min(pool.length, calls));
@@ -183,7 +197,7 @@ async function runStep(
   for (const client of used) client.send({ type: 'go', startAt });
   await sleep(200 + o.warmup * 1000);
 
-  const machineBefore = machineTicks();
+  const foreign = new ForeignCpu(ownPids);
   const brokerBefore = brokerPid === null ? null : processCpuSeconds(brokerPid);
   const markedAt = wallMs();
   server.send({ type: 'mark' });
@@ -194,7 +208,7 @@ async function runStep(
     ...used.map((client) => client.request('report', { type: 'report' })),
   ]);
   const windowS = (wallMs() - markedAt) / 1000;
-  const machineAfter = machineTicks();
+  const othersPct = foreign.read();
   const brokerAfter = brokerPid === null ? null : processCpuSeconds(brokerPid);
 
   const stopped = await Promise.all(used.map((client) => client.request('stopped', { type: 'stop' })));
@@ -217,9 +231,21 @@ async function runStep(
     refused: connected.reduce((sum, c) => sum + c.failed, 0),
     closed: stopped.reduce((sum, s) => sum + s.closed, 0),
     brokerPct: brokerBefore !== null && brokerAfter !== null ? ((brokerAfter - brokerBefore) / windowS) * 100 : Number.NaN,
-    // /proc/stat counts busy jiffies (1/100 s) summed over all cores: per second of wall time, % of one core.
-    machinePct: machineBefore && machineAfter ? (machineAfter.busy - machineBefore.busy) / windowS : Number.NaN,
+    othersPct,
+    waitedS,
   };
+}
+
+/** Waits until other work on the (shared) machine is below QUIET_LIMIT_PCT; returns the seconds waited. */
+async function waitForQuiet(ownPids: readonly number[], budgetMs: number): Promise<number> {
+  const started = wallMs();
+  const meter = new ForeignCpu(ownPids);
+  for (;;) {
+    meter.start();
+    await sleep(1000);
+    const waited = wallMs() - started;
+    if (meter.read() < QUIET_LIMIT_PCT || waited > Math.min(QUIET_MAX_MS, budgetMs)) return Math.max(0, Math.floor(waited / 1000) - 1);
+  }
 }
 
 /** Deletes the run's topics and schema subjects (best effort: the broker and registry are shared). */
@@ -272,8 +298,7 @@ function row(step: Step): (string | number)[] {
     round(clientPct),
     round(lag),
     Math.round(step.brokerPct),
-    // Everything else on the machine in the window (other developers' work, the registry, this runner).
-    Math.round(step.machinePct - serverPct - clientPct - step.brokerPct),
+    Math.round(step.othersPct),
   ];
 }
 
@@ -345,6 +370,18 @@ function result(o: Options, steps: readonly Step[], idle: Map<string, number>, s
       .filter((r) => r !== null);
     notes.push(`CPU per frame, minimal ws ÷ apps/ingest (uWS), same run: ${ratios.join(', ')}.`);
   }
+  const disturbed = steps.filter((s) => s.othersPct > QUIET_LIMIT_PCT);
+  if (disturbed.length > 0) {
+    notes.push(
+      `**Disturbed rows** (other work on the shared machine used > ${QUIET_LIMIT_PCT} % of a core during the window; do not compare them): ` +
+        `${disturbed.map((s) => `${name(s.server)} ${s.calls} calls (${Math.round(s.othersPct)} %)`).join(', ')}.`,
+    );
+  }
+  const waited = steps.reduce((sum, s) => sum + s.waitedS, 0);
+  if (waited > 0)
+    notes.push(
+      `Waited ${waited} s in all before steps for other work on the machine to calm down (at most ${QUIET_MAX_MS / 1000} s per step, ${QUIET_BUDGET_MS / 1000} s per run).`,
+    );
   notes.push(
     `Idle server CPU (no calls; directory consumer, metrics, timers), included in the rows: ${[...idle]
       .map(([k, v]) => `${name(k)} ${round(v, 2)} %`)
@@ -364,7 +401,7 @@ function result(o: Options, steps: readonly Step[], idle: Map<string, number>, s
     `frames dropped: frames the clients sent in the whole step minus frames in batches Kafka acknowledged by ${DRAIN_TIMEOUT_MS / 1000} s after every stream stopped. ` +
       'client CPU %: all client processes (ws clients, socket writes corked per stream tick); client lag p99: how late frames left the client ' +
       '(> 20 ms means the client could not keep the pace and the row measures less than the nominal load). broker CPU %: the Kafka JVM on the same ' +
-      'machine; others CPU %: the rest of the machine in the window (/proc/stat minus the columns before; it is shared), all % of one core (2 cores = 200).',
+      "machine; others CPU %: everything else on the machine in the window (/proc/stat minus this benchmark's processes: other people's work), all % of one core (2 cores = 200).",
   );
   notes.push(
     `Kafka: 1 broker (earshot infra, KRaft, replication 1) on this machine; ${TOPICS.callEvents.name} (6 partitions) in a Kafka ` +

@@ -101,3 +101,40 @@ export function findPid(needle: string): number | null {
   }
   return null;
 }
+
+/**
+ * CPU used on the machine by everything except the given processes and this one, in % of one
+ * core, from `start` to `read`: other people's work on a shared machine, which disturbs a run.
+ */
+export class ForeignCpu {
+  private machine = machineTicks();
+  private own = 0;
+  private self = process.cpuUsage();
+  private at = wallMs();
+
+  constructor(private readonly pids: readonly number[]) {
+    this.start();
+  }
+
+  start(): void {
+    this.machine = machineTicks();
+    this.own = this.ownSeconds();
+    this.self = process.cpuUsage();
+    this.at = wallMs();
+  }
+
+  read(): number {
+    const machine = machineTicks();
+    if (!machine || !this.machine) return Number.NaN;
+    const seconds = (wallMs() - this.at) / 1000;
+    const self = process.cpuUsage(this.self);
+    // /proc/stat counts busy jiffies (1/100 s) summed over all cores.
+    const busy = (machine.busy - this.machine.busy) / 100;
+    const foreign = busy - (this.ownSeconds() - this.own) - (self.user + self.system) / 1e6;
+    return Math.max(0, (foreign / seconds) * 100);
+  }
+
+  private ownSeconds(): number {
+    return this.pids.reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0);
+  }
+}
