@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import type { KafkaEventLog } from '../../apps/shared/src/adapters/kafka-event-log.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
-import { kafkaEventLog, testConfig } from '../../test/support/infra.js';
 import { createTestApp, testRuntime } from '../../test/support/runtime.js';
 import type { BenchResult } from './run.js';
 import { BENCH_ENV } from './support/bench-env.js';
 import { Child } from './support/child.js';
 import type { ServerMessage, ServerReport } from './support/ingest-server.js';
+import { dropNamespace } from './support/namespace.js';
 import { ForeignCpu, findPid, processCpuSeconds, sleep, wallMs } from './support/stats.js';
 import type { ClientMessage, ClientReport } from './support/twilio-load.js';
 
@@ -154,7 +153,7 @@ export async function run(args: string[]): Promise<BenchResult> {
     await Promise.all([...servers.values()].map((child) => child.stop().catch(() => child.kill())));
     await Promise.all(clients.map((child) => child.close()));
     await admin.cleanup();
-    await dropNamespace(namespace);
+    await dropNamespace(namespace, progress);
   }
   return result(o, steps, idle, (wallMs() - began) / 1000);
 }
@@ -246,31 +245,6 @@ async function waitForQuiet(ownPids: readonly number[], budgetMs: number): Promi
     const waited = wallMs() - started;
     if (meter.read() < QUIET_LIMIT_PCT || waited > Math.min(QUIET_MAX_MS, budgetMs)) return Math.max(0, Math.floor(waited / 1000) - 1);
   }
-}
-
-/** Deletes the run's topics and schema subjects (best effort: the broker and registry are shared). */
-async function dropNamespace(namespace: string): Promise<void> {
-  // A log of its own, opened after every consumer of the run left (deleting under a running
-  // consumer makes kafkajs log errors).
-  const log = kafkaEventLog(1) as KafkaEventLog;
-  let topics: string[] = [];
-  try {
-    const admin = await log.connectAdmin();
-    topics = (await admin.listTopics()).filter((name) => name.startsWith(`${namespace}.`));
-    await admin.deleteTopics({ topics, timeout: 10_000 });
-  } catch (error) {
-    progress(`could not delete the topics of ${namespace}: ${(error as Error).message}`);
-  }
-  for (const topic of topics) {
-    const subject = `${testConfig.EARSHOT_SCHEMA_REGISTRY_URL}/subjects/${encodeURIComponent(`${topic}-value`)}`;
-    try {
-      await fetch(subject, { method: 'DELETE' });
-      await fetch(`${subject}?permanent=true`, { method: 'DELETE' });
-    } catch {
-      // a leftover subject is harmless
-    }
-  }
-  await log.close();
 }
 
 // ---- the table -------------------------------------------------------------------------------

@@ -7,18 +7,17 @@ import { startAsrApp } from '../../apps/asr/main.js';
 import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
 import { newCallSid, simulateCall } from '../../apps/cli/src/simulate/twilio-call.js';
 import { startIngest } from '../../apps/ingest/main.js';
-import type { KafkaEventLog } from '../../apps/shared/src/adapters/kafka-event-log.js';
 import { type Config, loadEarshotConfig } from '../../apps/shared/src/config.js';
 import { createEventLog } from '../../apps/shared/src/event-log.js';
 import type { UtteranceRecognized } from '../../apps/shared/src/events.js';
 import { createLogger } from '../../apps/shared/src/logger.js';
 import { createRuntime, type Runtime } from '../../apps/shared/src/runtime.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
-import { kafkaEventLog, testConfig } from '../../test/support/infra.js';
 import { createTestApp } from '../../test/support/runtime.js';
 import { type CorpusTrack, generateTestAudio } from '../test-audio/corpus.js';
 import { pooledWer } from '../test-audio/wer.js';
 import type { BenchResult } from './run.js';
+import { dropNamespace } from './support/namespace.js';
 
 /**
  * End-to-end latency of the whole gateway in one process (api, ingest, asr with the real
@@ -186,7 +185,7 @@ export async function run(args: string[]): Promise<BenchResult> {
     for (const stop of stops) await stop().catch((error) => progress(`stop: ${(error as Error).message}`));
     await runtime?.close().catch(() => undefined);
     rmSync(dataDir, { recursive: true, force: true });
-    await dropNamespace(namespace);
+    await dropNamespace(namespace, progress);
   }
 
   const cell = (values: number[], p: number) => Math.round(pct(values, p));
@@ -473,29 +472,4 @@ function machineTicks(): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Deletes the run's topics, schema subjects and consumer groups (best effort: the broker and registry are shared). */
-async function dropNamespace(namespace: string): Promise<void> {
-  const log = kafkaEventLog(1) as KafkaEventLog;
-  let topics: string[] = [];
-  try {
-    const admin = await log.connectAdmin();
-    topics = (await admin.listTopics()).filter((name) => name.startsWith(`${namespace}.`));
-    if (topics.length) await admin.deleteTopics({ topics, timeout: 10_000 });
-    const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((id) => id.startsWith(`${namespace}.`));
-    if (groups.length) await admin.deleteGroups(groups);
-  } catch (error) {
-    progress(`could not delete everything of ${namespace}: ${(error as Error).message}`);
-  }
-  for (const topic of topics) {
-    const subject = `${testConfig.EARSHOT_SCHEMA_REGISTRY_URL}/subjects/${encodeURIComponent(`${topic}-value`)}`;
-    try {
-      await fetch(subject, { method: 'DELETE' });
-      await fetch(`${subject}?permanent=true`, { method: 'DELETE' });
-    } catch {
-      // a leftover subject is harmless
-    }
-  }
-  await log.close().catch(() => undefined);
 }
