@@ -7,6 +7,7 @@ import { Infra, type ServerName } from '../infra.js';
 const USAGE = `Usage: earshot test [--keep-infra] [--skip-checks] [test files...]
 
 What 'npm test' runs: the linter and formatter check (Biome), the type check (tsc), then
+installs the REST fuzzer (schemathesis, into ~/.cache/earshot/venv, once), runs
 'earshot infra up' (reusing running servers) and every test under test/ with tap, ending
 with the line 'N passed, N failed'. Servers this run started are stopped afterwards unless
 --keep-infra is given.`;
@@ -33,6 +34,17 @@ export async function testCommand(argv: string[], loadConfig: () => Config): Pro
       }
     }
   }
+
+  // Test prerequisites that are not npm packages: the REST fuzzer (schemathesis, PyPI) for
+  // test/fuzz/, installed once into ~/.cache/earshot/venv, so a fresh machine needs no manual step.
+  console.log('== prerequisites');
+  const fuzzer = spawnSync('bash', [`${ROOT}scripts/fuzz/install-schemathesis.sh`], { cwd: ROOT, encoding: 'utf8' });
+  if (fuzzer.status !== 0) {
+    process.stdout.write(fuzzer.stderr ?? '');
+    console.log('\n0 passed, 1 failed\n(installing schemathesis failed: scripts/fuzz/install-schemathesis.sh)');
+    return 1;
+  }
+  console.log(`schemathesis: ${fuzzer.stdout.trim().split('\n').at(-1)}`);
 
   console.log('== infra');
   const infra = new Infra(loadConfig());

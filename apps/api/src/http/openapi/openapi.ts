@@ -65,7 +65,7 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[]): OpenApiDocum
         summary: route.summary,
         ...(route.description ? { description: route.description } : {}),
         tags: [route.tag],
-        security: route.authenticated ? [{ apiId: [], apiSecret: [] }] : [],
+        security: route.authenticated ? [{ apiId: [], apiSecret: [] }] : route.cookieSession ? [{ liveSession: [] }] : [],
         parameters: [ref('parameters', 'RequestId'), ...routeParameters(route)],
         ...(route.requestBody
           ? { requestBody: { required: true, content: { 'application/json': { schema: ref('schemas', route.requestBody.id) } } } }
@@ -91,6 +91,10 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[]): OpenApiDocum
       { name: 'call control', description: 'Stream URLs and start/stop of transcription (SPEC §3.1–3.3)' },
       { name: 'recordings', description: 'Session audio kept when start-streaming had audioRecordingAllowed (SPEC §6)' },
       { name: 'operations', description: 'Health, readiness, metrics and this document' },
+      {
+        name: 'live transcripts',
+        description: 'The live transcript page: log in with the app credentials, watch a call’s utterances as they arrive',
+      },
     ],
     paths,
     components: {
@@ -120,11 +124,19 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[]): OpenApiDocum
           name: 'x-request-id',
           in: 'header',
           required: false,
-          description: 'Your id for the request, echoed back and logged (1–128 of A-Z a-z 0-9 . _ : -)',
-          schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' },
+          // No pattern: a value outside it is replaced, never refused, so the document must accept it (schemathesis, issue 9).
+          description:
+            'Your id for the request, echoed back and logged when it is 1–128 of A-Z a-z 0-9 . _ : -; any other value is replaced by a new UUID (never refused)',
+          schema: { type: 'string' },
         },
       },
       securitySchemes: {
+        liveSession: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'earshot_live',
+          description: 'The live page session (POST /live/session): HttpOnly, SameSite=Strict, short-lived',
+        },
         apiId: { type: 'apiKey', in: 'header', name: 'asapp-api-id', description: 'The app’s api id (earshot apps create)' },
         apiSecret: {
           type: 'apiKey',
