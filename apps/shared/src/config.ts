@@ -83,6 +83,40 @@ export const configSchema = z
     // Recordings (audioRecordingAllowed, SPEC §6): directory (default <EARSHOT_DATA_DIR>/recordings) and cap per session.
     EARSHOT_RECORDINGS_DIR: z.string().min(1).optional(),
     EARSHOT_RECORDINGS_MAX_DURATION_S: z.coerce.number().int().min(1).max(86_400).default(14_400),
+    // File exporter (SPEC §3.5): feed files (default <EARSHOT_DATA_DIR>/export), the daily run, download links.
+    EARSHOT_EXPORT_DIR: z.string().min(1).optional(),
+    EARSHOT_EXPORT_AT_UTC: z
+      .string()
+      .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM in UTC, e.g. 02:00')
+      .default('02:00'),
+    EARSHOT_EXPORT_MAX_FILE_BYTES: z.coerce.number().int().min(1024).default(256 * 1024 * 1024), // uncompressed rows per file
+    EARSHOT_EXPORT_CLAIM_TTL_S: z.coerce.number().int().min(60).default(6 * 3600), // a crashed node's claim on a day expires after this
+    EARSHOT_EXPORT_URL_TTL_S: z.coerce.number().int().min(10).max(86_400).default(300), // getfeedfile download links
+    EARSHOT_EXPORT_URL_BASE: z
+      .string()
+      .regex(/^https?:\/\/[^/?#\s]+$/, 'http(s):// and a host, no path')
+      .optional(), // public origin of the API for download links (default: the request's own)
+    // Webhook delivery (SPEC §8, apps/webhooks): limits per target (tenant).
+    EARSHOT_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(50).max(120_000).default(5000), // one request, connect to response end
+    EARSHOT_WEBHOOK_CONNECTIONS: z.coerce.number().int().min(1).max(256).default(8), // keep-alive connections = requests in flight per target
+    EARSHOT_WEBHOOK_MAX_PENDING: z.coerce.number().int().min(1).max(1_000_000).default(1000), // waiting messages per target; beyond: oldest dropped
+    EARSHOT_WEBHOOK_MAX_WAIT_MS: z.coerce.number().int().min(50).max(3_600_000).default(30_000), // a message waiting longer is dropped (stale)
+    EARSHOT_WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(1).max(60_000).default(250), // opt-in retries: base of the jittered backoff
+    // Live transcript page (GET /live on the API): login session lifetime and concurrent event streams.
+    EARSHOT_LIVE_PAGE: z.enum(['on', 'off']).default('on'), // off: no /live routes at all
+    EARSHOT_LIVE_SESSION_TTL_S: z.coerce.number().int().min(60).max(86_400).default(3600), // the login cookie's lifetime
+    EARSHOT_LIVE_MAX_STREAMS: z.coerce.number().int().min(1).max(100_000).default(500), // open event streams per API node
+    EARSHOT_LIVE_MAX_STREAMS_PER_APP: z.coerce.number().int().min(1).max(100_000).default(50), // open event streams per app per API node
+    // Transcript store (SPEC §9, apps/store). auto: ClickHouse in distributed mode, an embedded DuckDB file in embedded mode.
+    EARSHOT_STORE_BACKEND: z.enum(['auto', 'clickhouse', 'embedded']).default('auto'),
+    EARSHOT_CLICKHOUSE_DATABASE: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'letters, digits and underscores, not starting with a digit')
+      .default('earshot'),
+    EARSHOT_STORE_FILE: z.string().min(1).optional(), // embedded store; default <EARSHOT_DATA_DIR>/store/transcripts.duckdb
+    EARSHOT_STORE_BATCH_MAX_RECORDS: z.coerce.number().int().min(1).max(100_000).default(1000),
+    EARSHOT_STORE_BATCH_MAX_WAIT_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
+    EARSHOT_STORE_RETRY_MAX_MS: z.coerce.number().int().min(100).max(600_000).default(30_000), // backoff cap while the store is down
     // Local servers run by `earshot infra` (and used by the tests).
     EARSHOT_INFRA_DIR: z.string().min(1).default('./.earshot/infra'),
     EARSHOT_INFRA_CACHE_DIR: z.string().min(1).optional(),

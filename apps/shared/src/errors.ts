@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'EARSHOT_TOKEN_INVALID'
   | 'EARSHOT_APP_NOT_FOUND'
   | 'EARSHOT_ASR_OVERLOADED'
+  | 'EARSHOT_STORE_FAILED'
+  | 'EARSHOT_EXPORT_FAILED'
   | 'EARSHOT_USAGE';
 
 export class EarshotError extends Error {

@@ -1,0 +1,158 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
+import type { Logger } from '../../../shared/src/logger.js';
+import type { StoreBatch, StoredUtterance, TranscriptStore } from '../../../shared/src/ports/transcript-store.port.js';
+import { auditRow, deliveryRow, EXPORT_CHUNK_MS, sessionRow, storedUtterance, UTTERANCE_COLUMNS, utteranceRow } from '../rows.js';
+import { StoreError } from '../store-error.js';
+import { type DuckDbFile, type DuckDbFileOptions, sharedDuckDbFile } from './duckdb-file.js';
+import { DUCKDB_MIGRATIONS } from './duckdb-migrations.js';
+
+/**
+ * The transcript store for embedded mode: one DuckDB file (`<EARSHOT_DATA_DIR>/store.duckdb`),
+ * no server. DuckDB rather than SQLite: a prebuilt npm package (better-sqlite3 compiles for
+ * minutes on each fresh install, NOTES.md), and columnar SQL close to ClickHouse's for the
+ * same ad-hoc queries. Its single-writer file lock is handled by `DuckDbFile`.
+ *
+ * Duplicates never get in: each table's id is its PRIMARY KEY and inserts are
+ * `INSERT OR IGNORE` (the first copy stays; copies of one utterance carry the same text).
+ */
+const ROWS_PER_STATEMENT = 200;
+const COLUMNS = UTTERANCE_COLUMNS.join(', ');
+
+export class DuckDbTranscriptStore implements TranscriptStore {
+  private readonly file: DuckDbFile;
+
+  constructor(path: string, options: DuckDbFileOptions) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.file = sharedDuckDbFile(path, options);
+  }
+
+  /** How often the file was opened (tests: it is released between operations). */
+  get opens(): number {
+    return this.file.opens;
+  }
+
+  async migrate(): Promise<void> {
+    await this.file.use(async (c) => {
+      await c.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)');
+      const applied = new Set((await c.runAndReadAll('SELECT version FROM schema_migrations')).getRowsJS().map((r) => Number(r[0])));
+      for (const m of DUCKDB_MIGRATIONS) {
+        if (applied.has(m.version)) continue;
+        // One writer at a time (the file lock) and a transaction: a crash leaves nothing half done.
+        await c.run('BEGIN TRANSACTION');
+        try {
+          for (const statement of m.statements) await c.run(statement);
+          await c.run('INSERT INTO schema_migrations VALUES ($1, $2, now())', [m.version, m.name]);
+          await c.run('COMMIT');
+        } catch (error) {
+          await c.run('ROLLBACK');
+          throw new StoreError(`embedded store migration ${m.version} failed: ${(error as Error).message}`, {
+            retriable: false,
+            cause: error,
+          });
+        }
+      }
+    });
+  }
+
+  async writeBatch(batch: StoreBatch): Promise<void> {
+    const now = Date.now();
+    await this.file.use(async (c) => {
+      await c.run('BEGIN TRANSACTION');
+      try {
+        await insertRows(
+          c,
+          'utterances',
+          batch.utterances.map((u) => utteranceRow(u, now)),
+        );
+        await insertRows(
+          c,
+          'session_events',
+          batch.sessions.map((s) => sessionRow(s, now)),
+        );
+        await insertRows(
+          c,
+          'deliveries',
+          batch.deliveries.map((d) => deliveryRow(d, now)),
+        );
+        await insertRows(
+          c,
+          'audit_events',
+          batch.audit.map((a) => auditRow(a, now)),
+        );
+        await c.run('COMMIT');
+      } catch (error) {
+        await c.run('ROLLBACK').catch(() => undefined);
+        throw new StoreError(`embedded store write failed: ${(error as Error).message}`, { retriable: false, cause: error });
+      }
+    });
+  }
+
+  async callMessages(tenantId: string, callSid: string, limit: number): Promise<StoredUtterance[]> {
+    return this.file.use(async (c) => {
+      const reader = await c.runAndReadAll(
+        `SELECT ${COLUMNS} FROM utterances WHERE tenant_id = $1 AND call_sid = $2 ORDER BY start_ms, stream_id, utterance_id LIMIT $3`,
+        [tenantId, callSid, limit],
+      );
+      return reader.getRowObjectsJS().map(storedUtterance);
+    });
+  }
+
+  async *utterancesCreatedBetween(fromMs: number, toMs: number): AsyncIterable<StoredUtterance> {
+    const tenants = await this.file.use(async (c) => {
+      const reader = await c.runAndReadAll(
+        'SELECT DISTINCT tenant_id FROM utterances WHERE occurred_at_ms >= $1 AND occurred_at_ms < $2 ORDER BY tenant_id',
+        [fromMs, toMs],
+      );
+      return reader.getRowsJS().map((r) => String(r[0]));
+    });
+    // One tenant-hour per `use()`: the file is never held for a whole day's read.
+    for (const tenant of tenants) {
+      for (let from = fromMs; from < toMs; from += EXPORT_CHUNK_MS) {
+        const to = Math.min(toMs, from + EXPORT_CHUNK_MS);
+        const rows = await this.file.use(async (c) => {
+          const reader = await c.runAndReadAll(
+            `SELECT ${COLUMNS} FROM utterances WHERE tenant_id = $1 AND occurred_at_ms >= $2 AND occurred_at_ms < $3 ORDER BY occurred_at_ms, utterance_id`,
+            [tenant, from, to],
+          );
+          return reader.getRowObjectsJS().map(storedUtterance);
+        });
+        yield* rows;
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.file.close();
+  }
+}
+
+/** Multi-row `INSERT OR IGNORE ... VALUES (...), (...)` with bound parameters, in slices. */
+async function insertRows(c: DuckDBConnection, table: string, rows: readonly object[]): Promise<void> {
+  if (rows.length === 0) return;
+  const columns = Object.keys(rows[0] as object);
+  const placeholder = (name: string, n: number): string => {
+    // Arrays travel as one string joined by U+001F and are split back in SQL (no list binding needed).
+    if (name === 'summary_audio_ms' || name === 'summary_transcripts') return `split_list($${n})::UBIGINT[]`;
+    if (name.startsWith('summary_')) return `split_list($${n})`;
+    return `$${n}`;
+  };
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+    const slice = rows.slice(i, i + ROWS_PER_STATEMENT);
+    const values: DuckDBValue[] = [];
+    const tuples = slice.map((row) => {
+      const marks = columns.map((name) => {
+        const value = (row as Record<string, unknown>)[name];
+        values.push(Array.isArray(value) ? value.join('\u001f') : (value as DuckDBValue));
+        return placeholder(name, values.length);
+      });
+      return `(${marks.join(', ')})`;
+    });
+    await c.run(`INSERT OR IGNORE INTO ${table} (${columns.join(', ')}) VALUES ${tuples.join(', ')}`, values);
+  }
+}
+
+export function createDuckDbTranscriptStore(path: string, options: DuckDbFileOptions & { logger: Logger }): TranscriptStore {
+  return new DuckDbTranscriptStore(path, options);
+}
