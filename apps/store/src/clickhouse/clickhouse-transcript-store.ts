@@ -1,4 +1,4 @@
-import { type ClickHouseClient, createClient } from '@clickhouse/client';
+import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { StoreBatch, StoredUtterance, TranscriptStore } from '../../../shared/src/ports/transcript-store.port.js';
 import { auditRow, deliveryRow, EXPORT_CHUNK_MS, sessionRow, storedUtterance, UTTERANCE_COLUMNS, utteranceRow } from '../rows.js';
@@ -38,6 +38,8 @@ export class ClickHouseTranscriptStore implements TranscriptStore {
       database,
       request_timeout: this.options.requestTimeoutMs ?? 30_000,
       application: 'earshot-store',
+      // Failures reach our own (pino) logs through StoreError; the client's console logger would duplicate them.
+      log: { level: ClickHouseLogLevel.OFF },
       // Sent with every request so a ClickHouse without our users.xml profile behaves the same.
       clickhouse_settings: { output_format_json_quote_64bit_integers: 0, input_format_skip_unknown_fields: 1 },
     });
