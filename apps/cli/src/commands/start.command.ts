@@ -1,15 +1,17 @@
 import { resolve } from 'node:path';
 import { startApi } from '../../../api/main.js';
 import { startAsrApp } from '../../../asr/main.js';
+import { startExportApp } from '../../../export/main.js';
 import { startIngest } from '../../../ingest/main.js';
 import type { Config } from '../../../shared/src/config.js';
 import { EarshotError } from '../../../shared/src/errors.js';
 import { createLogger } from '../../../shared/src/logger.js';
 import { createRuntime } from '../../../shared/src/runtime.js';
 import { AppAdmin } from '../../../shared/src/tenants/app-admin.js';
+import { startWebhooksApp } from '../../../webhooks/main.js';
 import { parseOptions } from '../args.js';
 
-const APPS = ['ingest', 'api', 'asr'] as const;
+const APPS = ['ingest', 'api', 'asr', 'webhooks', 'export'] as const;
 type AppName = (typeof APPS)[number];
 
 const USAGE = `Usage: earshot start [--mode embedded|distributed] [--apps ${APPS.join(',')}]
@@ -40,14 +42,25 @@ export async function startCommand(argv: string[], loadConfig: () => Config): Pr
   const runtime = await createRuntime(config, { logger, name: 'earshot' });
   // Shutdown order: ingest stops taking audio, the API stops taking commands, then asr
   // finishes the utterances in flight and commits.
-  const stops: { ingest?: () => Promise<void>; api?: () => Promise<void>; asr?: () => Promise<void> } = {};
+  const stops: {
+    ingest?: () => Promise<void>;
+    api?: () => Promise<void>;
+    asr?: () => Promise<void>;
+    webhooks?: () => Promise<void>;
+    export?: () => Promise<void>;
+  } = {};
   const stopAll = async (): Promise<void> => {
-    for (const name of ['ingest', 'api', 'asr'] as const)
+    for (const name of ['ingest', 'api', 'asr', 'webhooks', 'export'] as const)
       await stops[name]?.().catch((error) => logger.error({ err: error }, `${name}.stop_failed`));
     await runtime.close();
   };
   const lines: string[] = [];
   try {
+    if (apps.has('webhooks')) {
+      const webhooks = await startWebhooksApp(runtime);
+      stops.webhooks = webhooks.stop;
+      lines.push(`webhooks  ${webhooks.describe}`);
+    }
     if (apps.has('asr')) {
       const asr = await startAsrApp(runtime);
       stops.asr = asr.stop;
@@ -64,6 +77,12 @@ export async function startCommand(argv: string[], loadConfig: () => Config): Pr
       const api = await startApi({ ...runtime, config: { ...config, EARSHOT_INGEST_PUBLIC_URL: ingestUrl } });
       stops.api = api.stop;
       lines.push(`api       ${api.url}`);
+    }
+    if (apps.has('export')) {
+      // The daily File Exporter (scheduler); reads the transcript store, writes EARSHOT_EXPORT_DIR.
+      const exporter = await startExportApp(runtime);
+      stops.export = exporter.stop;
+      lines.push(`export    ${exporter.describe}`);
     }
   } catch (error) {
     await stopAll();

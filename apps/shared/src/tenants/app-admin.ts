@@ -7,6 +7,7 @@ import { TOPICS } from '../topics.js';
 import { AppDirectory, type TenantApp } from './app-directory.js';
 import type { CredentialBox } from './credential-box.js';
 import { hashSecret, newApiId, newApiSecret } from './secret-hash.js';
+import { checkWebhookSettings, hasWebhookSettings, sealWebhookSettings, type WebhookSettingsInput } from './webhook-settings.js';
 
 /**
  * The use cases behind `earshot apps ...` (SPEC §2). Each reads the current state from the
@@ -36,10 +37,17 @@ export class AppAdmin {
     private readonly clock: () => number = Date.now,
   ) {}
 
-  async create(input: { name: string; webhookUrl?: string; twilioAuthToken?: string }): Promise<{ apiId: string; apiSecret: string }> {
+  async create(input: {
+    name: string;
+    webhookUrl?: string;
+    webhookAuth?: WebhookSettingsInput;
+    twilioAuthToken?: string;
+  }): Promise<{ apiId: string; apiSecret: string }> {
     const name = input.name.trim();
     if (name.length === 0 || name.length > 200) throw usage('--name must be 1 to 200 characters');
     if (input.webhookUrl !== undefined) checkWebhookUrl(input.webhookUrl);
+    else if (input.webhookAuth && hasWebhookSettings(input.webhookAuth)) throw usage('webhook auth options need --webhook-url');
+    const encryptedWebhookAuth = input.webhookUrl !== undefined ? this.sealedWebhookAuth(input.webhookUrl, input.webhookAuth) : null;
     const apiId = newApiId();
     const apiSecret = newApiSecret();
     const secretHash = await hashSecret(apiSecret);
@@ -51,7 +59,7 @@ export class AppAdmin {
       secretHash,
       disabled: false,
       webhookUrl: input.webhookUrl ?? null,
-      encryptedWebhookAuth: null,
+      encryptedWebhookAuth,
       encryptedTwilioAuthToken: input.twilioAuthToken ? this.box.seal(input.twilioAuthToken) : null,
       type: 'AppCreated',
       data: { name, secretHash },
@@ -76,10 +84,25 @@ export class AppAdmin {
     return this.change(app, { disabled: true }, { type: 'AppDisabled', data: { reason } });
   }
 
-  async setWebhook(apiId: string, url: string): Promise<AppSummary> {
+  /**
+   * Sets the target and its whole delivery auth: options not given are cleared, so a token
+   * meant for one host never follows the url to another.
+   */
+  async setWebhook(apiId: string, url: string, auth: WebhookSettingsInput = {}): Promise<AppSummary> {
     checkWebhookUrl(url);
+    const encryptedAuth = this.sealedWebhookAuth(url, auth);
     const app = await this.existing(apiId);
-    return this.change(app, { webhookUrl: url }, { type: 'AppWebhookSet', data: { url, encryptedAuth: app.encryptedWebhookAuth } });
+    return this.change(
+      app,
+      { webhookUrl: url, encryptedWebhookAuth: encryptedAuth },
+      { type: 'AppWebhookSet', data: { url, encryptedAuth } },
+    );
+  }
+
+  /** Null when no auth option is given (plain delivery, no retries). */
+  private sealedWebhookAuth(url: string, auth: WebhookSettingsInput | undefined): string | null {
+    if (!auth || !hasWebhookSettings(auth)) return null;
+    return sealWebhookSettings(this.box, checkWebhookSettings(url, auth));
   }
 
   async setTwilioAuthToken(apiId: string, token: string | null): Promise<AppSummary> {
