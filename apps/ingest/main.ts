@@ -140,7 +140,13 @@ export async function startIngest(runtime: Runtime, options: IngestOptions = {})
       metrics.upgradesAccepted.inc();
     },
     message: (ws, message, isBinary) => {
-      ws.getUserData().session.onMessage(message, isBinary);
+      const session = ws.getUserData().session;
+      try {
+        session.onMessage(message, isBinary);
+      } catch (error) {
+        // An exception here would be uncaught and end the process, with every other call.
+        session.failed(error);
+      }
     },
     close: (ws, code, message) => {
       const session = ws.getUserData().session;

@@ -25,6 +25,7 @@ export const DROP_REASONS = [
   'invalid_dtmf',
   'oversized',
   'backpressure',
+  'internal_error',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 export const DROP: { readonly [R in DropReason]: number } = Object.fromEntries(DROP_REASONS.map((r, i) => [r, i])) as {

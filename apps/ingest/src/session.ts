@@ -13,7 +13,17 @@ import {
   TrackBatcher,
 } from './domain/track-batcher.js';
 import { DROP, type DropReason, type IngestMetrics, type SessionOutcome } from './metrics.js';
-import { DTMF_DIGIT, dtmfTrack, isObject, mediaTrackIndex, parseStart, TRACK_INBOUND, TRACK_OUTBOUND, toCount } from './twilio/messages.js';
+import {
+  DTMF_DIGIT,
+  dtmfTrack,
+  isObject,
+  mediaTrackIndex,
+  parseStart,
+  printable,
+  TRACK_INBOUND,
+  TRACK_OUTBOUND,
+  toCount,
+} from './twilio/messages.js';
 
 /** What every session of one ingest server shares; built once by `main.ts`. */
 export interface IngestContext {
@@ -40,6 +50,7 @@ export const CLOSE_NORMAL = 1000;
 export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_UNSUPPORTED_DATA = 1003;
 export const CLOSE_POLICY_VIOLATION = 1008;
+export const CLOSE_INTERNAL_ERROR = 1011;
 
 /** The message uWS passes to `close` when a frame exceeded `maxPayloadLength` (it drops the TCP connection). */
 export const UWS_TOO_BIG = 'Received too big message';
@@ -143,7 +154,7 @@ export class Session implements BatchSink, StreamSource {
         return;
       default:
         counts.other++;
-        this.drop('unknown_event', String(message.event).slice(0, 40));
+        this.drop('unknown_event', printable(message.event));
     }
   }
 
@@ -160,7 +171,7 @@ export class Session implements BatchSink, StreamSource {
     }
     const track = mediaTrackIndex(media.track);
     if (track < 0) {
-      this.dropFrame('unknown_track', String(media.track).slice(0, 40));
+      this.dropFrame('unknown_track', printable(media.track));
       return;
     }
     const chunk = toCount(media.chunk);
@@ -304,6 +315,16 @@ export class Session implements BatchSink, StreamSource {
       this.ctx.metrics.sessionsEnded.inc({ outcome: unstarted });
     }
     if (closeCode !== 0) this.close(closeCode, detail ?? reason);
+  }
+
+  /**
+   * A message made our own code throw (a bug): only this session pays for it. It ends as
+   * `errored` (close 1011), the message is counted as `internal_error` and the error logged.
+   */
+  failed(error: unknown): void {
+    this.drop('internal_error', null);
+    this.logger().error({ err: error }, 'ingest.message_failed');
+    this.end('errored', 'internal error while handling a message', 'closed_before_start', CLOSE_INTERNAL_ERROR);
   }
 
   replacedBy(streamSid: string): void {

@@ -106,6 +106,14 @@ export function parseStart(message: Record<string, unknown>): StartParse {
   return { ok: true, start: { streamSid, accountSid, callSid, tracks, customParameters } };
 }
 
+/**
+ * A field's value for a log line, at most 40 characters. Never `String(value)`: a JSON object
+ * such as {"toString":1} makes that throw, and one message would take the process down.
+ */
+export function printable(value: unknown): string {
+  return (typeof value === 'string' ? value : (JSON.stringify(value) ?? typeof value)).slice(0, 40);
+}
+
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
