@@ -1,4 +1,6 @@
+import { createLocalFeedStorage, exportDir } from '../shared/src/adapters/local-feed-storage.js';
 import { createLocalRecordingStore, recordingsDir } from '../shared/src/adapters/local-recording-store.js';
+import type { FeedStorage } from '../shared/src/ports/feed-storage.port.js';
 import type { RecordingStore } from '../shared/src/ports/recording-store.port.js';
 import type { Runtime } from '../shared/src/runtime.js';
 import { apiMetrics } from './src/api-metrics.js';
@@ -11,6 +13,8 @@ import { listen, tlsOptions } from './src/http/listen.js';
 import { openApiRoute } from './src/http/openapi/openapi.js';
 import { healthzRoute, readyzRoute } from './src/http/operations/health.routes.js';
 import { metricsRoute } from './src/http/operations/metrics.route.js';
+import { DownloadLinks } from './src/http/fileexporter/download-links.js';
+import { fileExporterRoutes } from './src/http/fileexporter/fileexporter.routes.js';
 import { listRecordingsRoute, recordingAudioRoute } from './src/http/recordings/recordings.routes.js';
 import { createKoaApp } from './src/http/server.js';
 import { startStreamingRoute } from './src/http/start-streaming/start-streaming.route.js';
@@ -30,7 +34,7 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-export async function startApi(runtime: Runtime, options: { clock?: () => number; recordings?: RecordingStore } = {}): Promise<ApiServer> {
+export async function startApi(runtime: Runtime, options: { clock?: () => number; recordings?: RecordingStore; feeds?: FeedStorage } = {}): Promise<ApiServer> {
   const { config } = runtime;
   const clock = options.clock ?? Date.now;
   const logger = runtime.logger.child({ component: 'api' });
@@ -52,6 +56,9 @@ export async function startApi(runtime: Runtime, options: { clock?: () => number
 
   // Recordings (SPEC §6): EARSHOT_RECORDINGS_DIR, which the asr nodes write, unless the caller brings another store.
   const recordings = options.recordings ?? createLocalRecordingStore(recordingsDir(config));
+  // Feed files (SPEC §3.5): EARSHOT_EXPORT_DIR, which the export app writes; links signed with a key derived from the secrets key.
+  const feeds = options.feeds ?? createLocalFeedStorage(exportDir(config));
+  const links = new DownloadLinks(runtime.credentials.derive('earshot feed download links'), config.EARSHOT_EXPORT_URL_TTL_S * 1000, clock);
 
   const ingestUrl = ingestPublicUrl(config);
   if (!config.EARSHOT_INGEST_PUBLIC_URL && isWildcardHost(config.EARSHOT_INGEST_HOST)) {
@@ -63,6 +70,7 @@ export async function startApi(runtime: Runtime, options: { clock?: () => number
     stopStreamingRoute(commands),
     listRecordingsRoute({ recordings, audit }),
     recordingAudioRoute({ recordings, audit }),
+    ...fileExporterRoutes({ feeds, links, audit, apps: runtime.apps, linkBase: config.EARSHOT_EXPORT_URL_BASE }),
     healthzRoute(),
     readyzRoute({ log: runtime.eventLog, tracker }),
     metricsRoute(runtime.metrics),

@@ -1,6 +1,7 @@
 import { loadEarshotConfig } from '../shared/src/config.js';
 import { isEarshotError } from '../shared/src/errors.js';
 import { appsCommand } from './src/commands/apps.command.js';
+import { exportCommand } from './src/commands/export.command.js';
 import { infraCommand } from './src/commands/infra.command.js';
 import { simulateCallCommand } from './src/commands/simulate-call.command.js';
 import { startCommand } from './src/commands/start.command.js';
@@ -18,6 +19,7 @@ Commands:
   apps                  create, list, rotate, disable apps (tenants) and set their webhooks
   simulate-call         play calls to a running gateway as Twilio would
   transcribe FILE       transcribe an audio file offline with the live path's VAD and model
+  export --date DAY     run the daily File Exporter for one UTC day by hand
   infra up|down|status  run the local Kafka, schema registry and ClickHouse on loopback
   test                  lint, type-check, bring the servers up and run every test
 
@@ -31,6 +33,7 @@ const commands: Record<string, (argv: string[], config: () => ReturnType<typeof 
   infra: infraCommand,
   test: testCommand,
   transcribe: transcribeCommand,
+  export: exportCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -15,7 +15,8 @@ import { ApiError } from './errors.js';
  * empty the secret is not even checked (429), so a right guess cannot be told from a wrong
  * one. Then the tenant's own bucket (EARSHOT_API_RATE_LIMIT_PER_MINUTE) applies.
  */
-export const PROTECTED_PREFIXES = ['/mg-autotranscribe/', '/conversation/'] as const;
+// The File Exporter's download links are signed instead (`/fileexporter/v1/download/`), so only `static/` is here.
+export const PROTECTED_PREFIXES = ['/mg-autotranscribe/', '/conversation/', '/fileexporter/v1/static/'] as const;
 const MAX_CREDENTIAL_LENGTH = 256;
 
 export interface AuthenticateDeps {
