@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { DEFAULT_ENDPOINTING } from '../../apps/asr/src/engine/endpointer.js';
 import { defaultModelsDir, ensureModels } from '../../apps/asr/src/engine/model-files.js';
 import { createMoonshineEngine } from '../../apps/asr/src/engine/moonshine-engine.js';
 import type { SpeechEngine } from '../../apps/asr/src/engine/speech-engine.port.js';
@@ -14,7 +15,10 @@ import type { BenchResult } from './run.js';
  * and with white Gaussian noise at `--snr` dB (speech power over noise power, added to the
  * telephone-band PCM before mu-law encoding, fixed `--seed`).
  *
- *   npm run bench -- accuracy [--snr 15] [--seed 1] [--workers 1]
+ *   npm run bench -- accuracy [--snr 15] [--seed 1] [--workers 1] [--min-silence-ms N] [--trailing-pad-ms N] [--pad-ms N]
+ *
+ * Endpointing defaults unless overridden (the same options `earshot start` and
+ * `earshot transcribe` use, so WER here is the WER of the live path's endpointing).
  *
  * Each file is pushed whole and flushed, one at a time; WER is pooled (errors / reference
  * words) after normalisation (scripts/test-audio/wer.ts: case, punctuation, digits spelled).
@@ -27,9 +31,14 @@ export async function run(args: string[]): Promise<BenchResult> {
   const snr = option('snr', 15);
   const seed = option('seed', 1);
   const workers = option('workers', 1);
+  const endpointing = {
+    minSilenceMs: option('min-silence-ms', DEFAULT_ENDPOINTING.minSilenceMs),
+    speechPadMs: option('pad-ms', DEFAULT_ENDPOINTING.speechPadMs),
+    trailingPadMs: option('trailing-pad-ms', DEFAULT_ENDPOINTING.trailingPadMs),
+  };
   const paths = await ensureModels(process.env.EARSHOT_MODELS_DIR ?? defaultModelsDir());
   const corpus = generateTestAudio(process.env.EARSHOT_TEST_AUDIO_DIR, { log: (line) => console.error(`test-audio: ${line}`) });
-  const engine = createMoonshineEngine({ modelsDir: paths.dir, workers });
+  const engine = createMoonshineEngine({ modelsDir: paths.dir, workers, endpointing });
   await engine.ready();
   const started = performance.now();
 
@@ -90,7 +99,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   await engine.close();
 
   return {
-    title: `Accuracy: WER of Moonshine tiny (quantized) + Silero VAD v5, offline path, 8 kHz mu-law telephone channel, clean and with white noise at ${snr} dB SNR`,
+    title: `Accuracy: WER of Moonshine tiny (quantized) + Silero VAD v5, offline path, 8 kHz mu-law telephone channel, clean and with white noise at ${snr} dB SNR; endpointing: min silence ${endpointing.minSilenceMs} ms, padding ${endpointing.speechPadMs} ms before / ${endpointing.trailingPadMs} ms after speech`,
     columns: ['set', 'source', 'files', 'ref words', 'utterances (clean)', 'WER clean %', `WER ${snr} dB SNR %`],
     rows,
     notes: [

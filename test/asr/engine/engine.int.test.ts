@@ -184,11 +184,50 @@ t.test('a full model queue rejects at once, retriable; the pool keeps working', 
   const second = () => new Float32Array(8000);
   const running = pool.recognize(second(), 8);
   const queued = pool.recognize(second(), 8);
-  t.same(pool.stats(), { workers: 1, running: 1, queued: 1, maxQueue: 1 });
+  t.same(pool.stats(), { workers: 1, running: 1, queued: 1, maxQueue: 1, speculative: 0 });
   await t.rejects(pool.recognize(second(), 8), { retriable: true, message: /overloaded: 1 utterances waiting/ });
   const results = await Promise.all([running, queued]);
   t.equal(results.length, 2, 'the accepted jobs complete');
   t.ok(await pool.recognize(second(), 8), 'and new ones are accepted again');
+});
+
+t.test('confirmed decodes go before speculative ones; a queued speculation can be promoted or cancelled', async (t) => {
+  const pool = new RecognizerPool({ encoderPath: models.encoder, decoderPath: models.decoder, workers: 1, maxQueue: 4 });
+  t.teardown(() => pool.close());
+  const audio = () => new Float32Array(2000);
+  const order: string[] = [];
+  const note = (name: string) => () => order.push(name);
+  const running = pool.recognize(audio(), 8).then(note('first'));
+  const early = pool.speculate(audio(), 8);
+  const dropped = pool.speculate(audio(), 8);
+  const promoted = pool.speculate(audio(), 8);
+  t.ok(early && dropped && promoted, 'speculations taken');
+  const confirmed = pool.recognize(audio(), 8).then(note('confirmed'));
+  t.same(pool.stats(), { workers: 1, running: 1, queued: 1, maxQueue: 4, speculative: 3 });
+  dropped?.cancel();
+  await t.rejects(dropped?.result as Promise<unknown>, /cancelled/, 'a cancelled speculation never runs');
+  promoted?.promote();
+  t.same(pool.stats(), { workers: 1, running: 1, queued: 2, maxQueue: 4, speculative: 1 }, 'promoted: counted as confirmed');
+  await Promise.all([running, confirmed, early?.result.then(note('speculative')), promoted?.result.then(note('promoted'))]);
+  t.same(order, ['first', 'confirmed', 'promoted', 'speculative'], 'speculative work waits for every confirmed decode');
+});
+
+t.test('speculative decoding gives the same utterances as decoding at the endpoint', async (t) => {
+  const options = { modelsDir: models.dir, endpointing: { trailingPadMs: 200 } };
+  const eager = createMoonshineEngine(options);
+  const plain = createMoonshineEngine({ ...options, speculate: false });
+  t.teardown(() => Promise.all([eager.close(), plain.close()]));
+  const audio = read(corpus.call.tracks.customer);
+  const run = async (e: SpeechEngine) => {
+    const stream = e.createStream();
+    const pushes: Promise<Utterance[]>[] = [];
+    for (let at = 0; at < audio.length; at += 160) pushes.push(stream.push(audio.subarray(at, at + 160)));
+    pushes.push(stream.flush());
+    return (await Promise.all(pushes)).flat();
+  };
+  const [withSpeculation, without] = [await run(eager), await run(plain)];
+  t.ok(withSpeculation.length >= 4, `${withSpeculation.length} utterances`);
+  t.same(withSpeculation, without, 'same segments and texts');
 });
 
 t.test('missing model files fail the push with a clear error', async (t) => {

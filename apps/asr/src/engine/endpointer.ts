@@ -13,6 +13,7 @@ export const DEFAULT_ENDPOINTING: EndpointOptions = Object.freeze({
   negativeThreshold: 0.35,
   minSilenceMs: 500,
   speechPadMs: 500,
+  trailingPadMs: 500,
   minSpeechMs: 250,
   maxUtteranceMs: 20_000,
 });
@@ -33,7 +34,7 @@ export function endpointOptions(base: EndpointOptions, override: Partial<Endpoin
   if (!(o.threshold > 0 && o.threshold < 1)) throw bad(`threshold must be in (0, 1), not ${o.threshold}`);
   if (!(o.negativeThreshold > 0 && o.negativeThreshold <= o.threshold))
     throw bad(`negativeThreshold must be in (0, threshold], not ${o.negativeThreshold}`);
-  for (const key of ['minSilenceMs', 'speechPadMs', 'minSpeechMs'] as const)
+  for (const key of ['minSilenceMs', 'speechPadMs', 'trailingPadMs', 'minSpeechMs'] as const)
     if (!(o[key] >= 0 && o[key] <= 10_000)) throw bad(`${key} must be 0..10000, not ${o[key]}`);
   if (!(o.maxUtteranceMs >= 2000 && o.maxUtteranceMs <= 60_000)) throw bad(`maxUtteranceMs must be 2000..60000, not ${o.maxUtteranceMs}`);
   return o;
@@ -67,6 +68,17 @@ export class Endpointer {
   /** Start of the speech in progress (or -1): audio before it (less padding) can be dropped. */
   get currentStart(): number {
     return this.speechStart;
+  }
+
+  /**
+   * The segment that would end here if the pause in progress lasts `minSilenceMs`: speech
+   * start to the first silent window. Undefined outside a pause, or when that segment would be
+   * dropped as too short. Stable for as long as the pause lasts; a window ≥ `threshold` ends
+   * the pause (and the candidate), a max-length cut replaces it.
+   */
+  get pause(): Segment | undefined {
+    if (this.speechStart < 0 || this.silenceStart < 0 || this.silenceStart - this.speechStart < this.minSpeech) return undefined;
+    return { start: this.speechStart, end: this.silenceStart, endpoint: 'silence' };
   }
 
   /** The window [start, start + window) had probability `p`; returns a segment that ended, if any. */

@@ -25,6 +25,11 @@ export interface MoonshineEngineOptions {
   readonly intraOpNumThreads?: number;
   /** Endpointing defaults for every stream (see DEFAULT_ENDPOINTING). */
   readonly endpointing?: Partial<EndpointOptions>;
+  /**
+   * Start decoding in a pause before its endpoint is confirmed (default true; effective when
+   * trailingPadMs < minSilenceMs). Same output either way: off only for comparisons.
+   */
+  readonly speculate?: boolean;
 }
 
 export const MOONSHINE_ENGINE_NAME = 'moonshine';
@@ -70,6 +75,7 @@ export function createMoonshineEngine(options: MoonshineEngineOptions): SpeechEn
   const backend = {
     vad: loadVad,
     recognize: (audio: Float32Array, maxTokens: number) => pool.recognize(audio, maxTokens),
+    speculate: (audio: Float32Array, maxTokens: number) => (options.speculate === false ? undefined : pool.speculate(audio, maxTokens)),
   };
 
   return {

@@ -23,8 +23,22 @@ export interface RecognizerPoolOptions {
 interface Job {
   readonly audio: Float32Array;
   readonly maxTokens: number;
+  /** Speculative jobs wait behind every confirmed one; `promote()` makes one confirmed. */
+  speculative: boolean;
   resolve(result: Recognition): void;
   reject(error: Error): void;
+}
+
+/**
+ * A decode handed to the pool. `speculative` ones (an endpoint not yet confirmed) run only
+ * when no confirmed job waits; `promote()` turns one into a confirmed job (to the back of the
+ * confirmed queue, unless it already runs), `cancel()` drops it if it has not started (a
+ * running decode cannot be interrupted; its result is then ignored by the caller).
+ */
+export interface PoolJob {
+  readonly result: Promise<Recognition>;
+  promote(): void;
+  cancel(): void;
 }
 
 interface Slot {
@@ -39,7 +53,10 @@ export class RecognizerPool {
   private readonly size: number;
   private readonly maxQueue: number;
   private readonly slots: Slot[] = [];
+  /** Confirmed jobs, first in first out. */
   private readonly queue: Job[] = [];
+  /** Speculative jobs, first in first out, run only when `queue` is empty. */
+  private readonly speculative: Job[] = [];
   private nextId = 1;
   private closed = false;
   private fatal: Error | undefined;
@@ -54,17 +71,51 @@ export class RecognizerPool {
   recognize(audio: Float32Array, maxTokens: number): Promise<Recognition> {
     if (this.closed) return Promise.reject(new Error('speech engine is closed'));
     if (this.fatal) return Promise.reject(this.fatal);
-    if (this.queue.length >= this.maxQueue) {
-      return Promise.reject(
-        new EarshotError('EARSHOT_ASR_OVERLOADED', `speech recognition overloaded: ${this.queue.length} utterances waiting`, {
-          retriable: true,
-          fields: { queued: this.queue.length, maxQueue: this.maxQueue },
-        }),
-      );
-    }
+    if (this.queue.length >= this.maxQueue) return Promise.reject(this.overloaded());
     return new Promise<Recognition>((resolve, reject) => {
-      this.queue.push({ audio, maxTokens, resolve, reject });
+      this.queue.push({ audio, maxTokens, speculative: false, resolve, reject });
       this.dispatch();
+    });
+  }
+
+  /**
+   * A speculative decode (see PoolJob), or undefined when the pool cannot take one now (closed,
+   * failed, or `maxQueue` speculative jobs already waiting): the caller decodes once confirmed.
+   */
+  speculate(audio: Float32Array, maxTokens: number): PoolJob | undefined {
+    if (this.closed || this.fatal || this.speculative.length >= this.maxQueue) return undefined;
+    let job: Job | undefined;
+    const result = new Promise<Recognition>((resolve, reject) => {
+      job = { audio, maxTokens, speculative: true, resolve, reject };
+    });
+    result.catch(() => undefined); // a cancelled or failed speculation may never be awaited
+    const queued = job as Job;
+    this.speculative.push(queued);
+    this.dispatch();
+    return {
+      result,
+      promote: () => {
+        if (!queued.speculative) return;
+        queued.speculative = false;
+        const at = this.speculative.indexOf(queued);
+        if (at < 0) return; // already on a worker
+        this.speculative.splice(at, 1);
+        this.queue.push(queued); // may exceed maxQueue by the promoted ones: they were admitted already
+        this.dispatch();
+      },
+      cancel: () => {
+        const at = this.speculative.indexOf(queued);
+        if (at < 0) return;
+        this.speculative.splice(at, 1);
+        queued.reject(new Error('speculative decode cancelled'));
+      },
+    };
+  }
+
+  private overloaded(): EarshotError {
+    return new EarshotError('EARSHOT_ASR_OVERLOADED', `speech recognition overloaded: ${this.queue.length} utterances waiting`, {
+      retriable: true,
+      fields: { queued: this.queue.length, maxQueue: this.maxQueue },
     });
   }
 
@@ -93,21 +144,22 @@ export class RecognizerPool {
       running: this.slots.filter((s) => s.job).length,
       queued: this.queue.length,
       maxQueue: this.maxQueue,
+      speculative: this.speculative.length,
     };
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const job of this.queue.splice(0)) job.reject(new Error('speech engine closed'));
+    for (const job of [...this.queue.splice(0), ...this.speculative.splice(0)]) job.reject(new Error('speech engine closed'));
     await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
   }
 
   private dispatch(): void {
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 || this.speculative.length > 0) {
       let slot = this.slots.find((s) => !s.job);
       if (!slot && this.slots.length < this.size) slot = this.spawn();
       if (!slot) return;
-      const job = this.queue.shift() as Job;
+      const job = (this.queue.shift() ?? this.speculative.shift()) as Job;
       slot.job = job;
       slot.jobId = this.nextId++;
       slot.worker.ref();
@@ -129,7 +181,7 @@ export class RecognizerPool {
       if (message.fatal) {
         // The model cannot load: every job would fail the same way, so fail fast from now on.
         this.fatal = new EarshotError('EARSHOT_INFRA_PREREQUISITE_MISSING', `speech model failed to load: ${message.fatal}`);
-        for (const job of this.queue.splice(0)) job.reject(this.fatal);
+        for (const job of [...this.queue.splice(0), ...this.speculative.splice(0)]) job.reject(this.fatal);
       }
       if (message.id === undefined || message.id !== slot.jobId || !slot.job) return;
       const job = slot.job;

@@ -1,6 +1,7 @@
 import { mulawToFloat32 } from '../../../shared/src/audio/mulaw.js';
 import { Endpointer, type Segment } from './endpointer.js';
 import { maxTokensFor, type Recognition } from './moonshine.js';
+import type { PoolJob } from './recognizer-pool.js';
 import { SampleBuffer } from './sample-buffer.js';
 import { SileroVad, VAD_WINDOW, type VadState } from './silero-vad.js';
 import type { EndpointOptions, RecognizerStream, Utterance, WordToken } from './speech-engine.port.js';
@@ -9,6 +10,17 @@ import type { EndpointOptions, RecognizerStream, Utterance, WordToken } from './
 export interface StreamBackend {
   vad(): Promise<SileroVad>;
   recognize(audio: Float32Array, maxTokens: number): Promise<Recognition>;
+  /** A low-priority decode of an endpoint not yet confirmed, or undefined if none can be taken now. */
+  speculate(audio: Float32Array, maxTokens: number): PoolJob | undefined;
+}
+
+/** A decode started in a pause, for the segment that ends there if the pause lasts. */
+interface Speculation {
+  readonly start: number;
+  readonly end: number;
+  readonly from: number;
+  readonly to: number;
+  readonly job: PoolJob;
 }
 
 const SAMPLES_PER_MS = 8;
@@ -21,10 +33,20 @@ const SAMPLES_PER_MS = 8;
  *
  * Pushes are processed strictly in order on a promise chain (VAD calls are async); their result
  * promises also resolve in push order even when the model pool finishes utterances out of order.
+ *
+ * Speculation (trailingPadMs < minSilenceMs): once a pause has lasted the trailing padding, the
+ * audio the utterance would get is complete, so the model starts on it at low priority. If the
+ * pause reaches the endpoint, that decode becomes the utterance's (same audio, same text as a
+ * decode started then); if speech resumes, or the cut falls elsewhere, it is cancelled or its
+ * result ignored. Nothing speculative is ever returned unless its endpoint was confirmed.
  */
 export class VadRecognizerStream implements RecognizerStream {
   private readonly audio: SampleBuffer;
   private readonly pad: number;
+  private readonly trailingPad: number;
+  /** Pause length (samples) at which to speculate; Infinity when speculation cannot help. */
+  private readonly speculateAt: number;
+  private speculation: Speculation | undefined;
   private vadState: VadState = SileroVad.createState();
   private endpointer: Endpointer;
   /** Absolute position of the next VAD window. */
@@ -46,6 +68,8 @@ export class VadRecognizerStream implements RecognizerStream {
     startSample = 0,
   ) {
     this.pad = Math.round(options.speechPadMs * SAMPLES_PER_MS);
+    this.trailingPad = Math.round(options.trailingPadMs * SAMPLES_PER_MS);
+    this.speculateAt = options.trailingPadMs < options.minSilenceMs ? this.trailingPad : Number.POSITIVE_INFINITY;
     this.endpointer = new Endpointer(options, VAD_WINDOW);
     this.audio = new SampleBuffer(startSample);
     this.received = startSample;
@@ -76,6 +100,7 @@ export class VadRecognizerStream implements RecognizerStream {
       const end = this.audio.end;
       const segment = this.endpointer.finish(end);
       const jobs = segment ? [this.recognize(segment, end)] : [];
+      this.dropSpeculation();
       // Start afresh: new VAD state, windows from here on.
       this.vadState = SileroVad.createState();
       this.endpointer = new Endpointer(this.options, VAD_WINDOW);
@@ -119,6 +144,7 @@ export class VadRecognizerStream implements RecognizerStream {
       const segment = this.endpointer.push(p, this.windowPos);
       this.windowPos += VAD_WINDOW;
       if (segment) jobs.push(this.recognize(segment, this.windowPos));
+      this.speculate();
     }
     const speechStart = this.endpointer.currentStart;
     this.audio.dropBefore(Math.max(this.lastAudioEnd, (speechStart >= 0 ? speechStart : this.windowPos) - this.pad) - VAD_WINDOW);
@@ -128,12 +154,27 @@ export class VadRecognizerStream implements RecognizerStream {
   /** `bound`: audio known so far on the window grid (or the end of the audio on flush). */
   private recognize(segment: Segment, bound: number): Job {
     const from = Math.max(segment.start - this.pad, this.lastAudioEnd, this.audio.start);
-    const to = segment.endpoint === 'max-length' ? segment.end : Math.min(segment.end + this.pad, bound);
+    const to = segment.endpoint === 'max-length' ? segment.end : Math.min(segment.end + this.trailingPad, bound);
     this.lastAudioEnd = to;
     const id = this.jobs++;
     this.undelivered.set(id, from);
-    const audio = this.audio.copy(from, to);
-    const utterance = this.backend.recognize(audio, maxTokensFor((to - from) / 8000)).then((recognition) => {
+    const speculated = this.speculation;
+    let recognition: Promise<Recognition>;
+    if (
+      speculated &&
+      speculated.start === segment.start &&
+      speculated.end === segment.end &&
+      speculated.from === from &&
+      speculated.to === to
+    ) {
+      this.speculation = undefined;
+      speculated.job.promote(); // confirmed: it now waits with (or runs before) the other confirmed decodes
+      recognition = speculated.job.result;
+    } else {
+      this.dropSpeculation();
+      recognition = this.backend.recognize(this.audio.copy(from, to), maxTokensFor((to - from) / 8000));
+    }
+    const utterance = recognition.then((recognition) => {
       if (recognition.text === '') return undefined;
       const startMs = Math.round(segment.start / SAMPLES_PER_MS);
       const endMs = Math.round(segment.end / SAMPLES_PER_MS);
@@ -149,6 +190,28 @@ export class VadRecognizerStream implements RecognizerStream {
       return result;
     });
     return { id, utterance };
+  }
+
+  /**
+   * After each VAD window: keeps at most one speculation, for the pause in progress. Its audio
+   * is exactly what `recognize` would take if the pause became the endpoint now or later (the
+   * trailing padding is on the grid by then, and the previous utterance's end cannot move).
+   */
+  private speculate(): void {
+    const pause = this.endpointer.pause;
+    const current = this.speculation;
+    if (current && (!pause || pause.start !== current.start || pause.end !== current.end)) this.dropSpeculation();
+    if (!pause || this.speculation || this.windowPos - pause.end < this.speculateAt) return;
+    const from = Math.max(pause.start - this.pad, this.lastAudioEnd, this.audio.start);
+    const to = pause.end + this.trailingPad;
+    if (to > this.audio.end) return;
+    const job = this.backend.speculate(this.audio.copy(from, to), maxTokensFor((to - from) / 8000));
+    if (job) this.speculation = { start: pause.start, end: pause.end, from, to, job };
+  }
+
+  private dropSpeculation(): void {
+    this.speculation?.job.cancel();
+    this.speculation = undefined;
   }
 }
 

@@ -48,8 +48,16 @@ export interface EndpointOptions {
   readonly negativeThreshold: number;
   /** Silence that ends an utterance. */
   readonly minSilenceMs: number;
-  /** Audio kept before the detected start and after the detected end for the model. */
+  /** Audio kept before the detected start of speech for the model. */
   readonly speechPadMs: number;
+  /**
+   * Audio kept after the detected end of speech for the model. When it is shorter than
+   * `minSilenceMs`, the utterance's audio is complete before its endpoint is confirmed, so the
+   * model starts on it speculatively at that point of the pause; the text is published only if
+   * the pause then lasts `minSilenceMs` (else it is thrown away and speech goes on). The output
+   * is the same as without speculation; only the wait for the text shrinks.
+   */
+  readonly trailingPadMs: number;
   /** Shorter bursts of speech are dropped (clicks, breaths). */
   readonly minSpeechMs: number;
   /** Longer speech is cut at its quietest window in the last seconds before this length. */
@@ -104,7 +112,11 @@ export interface WordToken {
 
 export interface EngineStats {
   readonly workers: number;
+  /** Jobs on a worker now (speculative ones included). */
   readonly running: number;
+  /** Utterances with a confirmed endpoint waiting for a worker (what `maxQueue` bounds). */
   readonly queued: number;
   readonly maxQueue: number;
+  /** Speculative decodes waiting for a worker (they run only when no confirmed one waits). */
+  readonly speculative?: number;
 }

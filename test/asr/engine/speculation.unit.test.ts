@@ -1,0 +1,216 @@
+import t from 'tap';
+import { DEFAULT_ENDPOINTING, endpointOptions } from '../../../apps/asr/src/engine/endpointer.js';
+import type { Recognition } from '../../../apps/asr/src/engine/moonshine.js';
+import type { PoolJob } from '../../../apps/asr/src/engine/recognizer-pool.js';
+import { type StreamBackend, VadRecognizerStream } from '../../../apps/asr/src/engine/recognizer-stream.js';
+import type { SileroVad } from '../../../apps/asr/src/engine/silero-vad.js';
+import type { EndpointOptions, Utterance } from '../../../apps/asr/src/engine/speech-engine.port.js';
+import { pcm16ToMulaw } from '../../../apps/shared/src/audio/mulaw.js';
+
+// Speculative decoding in a pause (recognizer-stream.ts), with a scripted VAD (loud audio is
+// speech) and a model stand-in whose decodes finish when the test says. The real model and
+// pool are exercised in engine.int.test.ts (same output with and without speculation).
+
+const MS = 8; // samples per ms
+const LOUD = pcm16ToMulaw(new Int16Array([8000]))[0] as number;
+
+/** mu-law audio from [kind, ms] parts (multiples of 32 ms keep the VAD grid easy to read). */
+function audio(...parts: ['speech' | 'silence', number][]): Uint8Array {
+  return Uint8Array.from(parts.flatMap(([kind, ms]) => Array.from({ length: ms * MS }, () => (kind === 'speech' ? LOUD : 0xff))));
+}
+
+const fakeVad = {
+  async probability(_state: unknown, window: Float32Array): Promise<number> {
+    return window.some((x) => Math.abs(x) > 0.1) ? 0.9 : 0.05;
+  },
+} as unknown as SileroVad;
+
+interface Decode {
+  readonly kind: 'final' | 'speculative';
+  readonly audio: Float32Array;
+  promoted: boolean;
+  cancelled: boolean;
+  resolve(text: string): void;
+}
+
+/** Decodes stay pending until `finishAll` (or `resolve`), as if the worker were busy. */
+function fakeBackend(options: { speculate?: boolean; autoFinish?: boolean } = {}) {
+  const decodes: Decode[] = [];
+  const start = (kind: Decode['kind'], audio: Float32Array) => {
+    let resolve!: (r: Recognition) => void;
+    const result = new Promise<Recognition>((r) => {
+      resolve = r;
+    });
+    const decode: Decode = {
+      kind,
+      audio,
+      promoted: false,
+      cancelled: false,
+      resolve: (text) => resolve({ text, tokenIds: [], stop: 'end' }),
+    };
+    decodes.push(decode);
+    if (options.autoFinish !== false) decode.resolve(`${kind} ${audio.length}`);
+    return { decode, result };
+  };
+  const backend: StreamBackend = {
+    vad: async () => fakeVad,
+    recognize: async (audio) => start('final', audio).result,
+    speculate: (audio): PoolJob | undefined => {
+      if (options.speculate === false) return undefined;
+      const { decode, result } = start('speculative', audio);
+      return {
+        result,
+        promote: () => {
+          decode.promoted = true;
+        },
+        cancel: () => {
+          decode.cancelled = true;
+        },
+      };
+    },
+  };
+  return { backend, decodes };
+}
+
+const OPTIONS = endpointOptions(DEFAULT_ENDPOINTING, { minSilenceMs: 500, speechPadMs: 500, trailingPadMs: 200 });
+
+async function run(backend: StreamBackend, mulaw: Uint8Array, options: EndpointOptions = OPTIONS): Promise<Utterance[]> {
+  const stream = new VadRecognizerStream(backend, options, false);
+  const pushes: Promise<Utterance[]>[] = [];
+  for (let at = 0; at < mulaw.length; at += 160) pushes.push(stream.push(mulaw.subarray(at, at + 160)));
+  pushes.push(stream.flush());
+  return (await Promise.all(pushes)).flat();
+}
+
+t.test('a pause that becomes the endpoint: the speculative decode is the utterance, no second decode', async (t) => {
+  const call = audio(['silence', 320], ['speech', 1280], ['silence', 800]);
+  const spec = fakeBackend();
+  const got = await run(spec.backend, call);
+  t.same(
+    spec.decodes.map((d) => [d.kind, d.promoted, d.cancelled]),
+    [['speculative', true, false]],
+    'one decode, started in the pause and confirmed',
+  );
+  t.equal(got.length, 1);
+  t.match(got[0], { startSample: 320 * MS, endSample: 1600 * MS, endpoint: 'silence', text: 'speculative 14400' });
+
+  // Without speculation the same utterance comes from a decode of the very same audio.
+  const plain = fakeBackend({ speculate: false });
+  const reference = await run(plain.backend, call);
+  t.same(
+    plain.decodes.map((d) => d.kind),
+    ['final'],
+  );
+  t.same(
+    Array.from(spec.decodes[0]?.audio ?? []),
+    Array.from(plain.decodes[0]?.audio ?? []),
+    'identical audio: [start - 500 ms, end + 200 ms]',
+  );
+  t.same(
+    reference.map((u) => [u.startSample, u.endSample, u.endpoint]),
+    got.map((u) => [u.startSample, u.endSample, u.endpoint]),
+  );
+});
+
+t.test('a pause shorter than the minimum silence: the speculation is cancelled, never published', async (t) => {
+  const call = audio(['speech', 640], ['silence', 320], ['speech', 640], ['silence', 800]);
+  const { backend, decodes } = fakeBackend();
+  const got = await run(backend, call);
+  t.same(
+    decodes.map((d) => [d.kind, d.promoted, d.cancelled]),
+    [
+      ['speculative', false, true],
+      ['speculative', true, false],
+    ],
+  );
+  t.equal(got.length, 1, 'one utterance across the short pause');
+  t.match(got[0], { startSample: 0, endSample: 1600 * MS, endpoint: 'silence' });
+  t.equal(got[0]?.text, `speculative ${(1600 + 200) * MS}`, 'the text of the confirmed decode, not of the first pause');
+});
+
+t.test('a speculative text ready early is held until the pause reaches the endpoint', async (t) => {
+  const { backend, decodes } = fakeBackend({ autoFinish: false });
+  const stream = new VadRecognizerStream(backend, OPTIONS, false);
+  const early = stream.push(audio(['speech', 960], ['silence', 352])); // past the 200 ms trailing pad, short of 500 ms
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setTimeout(r, 10));
+  t.equal(decodes.length, 1, 'speculation started');
+  decodes[0]?.resolve('ready early');
+  t.same(await early, [], 'nothing published: the endpoint is not confirmed');
+  t.ok(stream.pendingFromSample <= 0, 'the speech in progress is still held for a replay');
+  const confirmed = await stream.push(audio(['silence', 320]));
+  t.same(
+    confirmed.map((u) => [u.text, u.endpoint]),
+    [['ready early', 'silence']],
+    'published with the push that confirmed the endpoint',
+  );
+});
+
+t.test('a speculation already running when speech resumes: its text is ignored', async (t) => {
+  const { backend, decodes } = fakeBackend({ autoFinish: false });
+  const stream = new VadRecognizerStream(backend, OPTIONS, false);
+  const pushes = [stream.push(audio(['speech', 640], ['silence', 320]))];
+  await pushes[0];
+  decodes[0]?.resolve('stale'); // as if a worker had already taken it: cancel() cannot stop it
+  pushes.push(stream.push(audio(['speech', 640], ['silence', 800])));
+  await new Promise((r) => setTimeout(r, 10));
+  t.equal(decodes[0]?.cancelled, true, 'cancelled when speech resumed');
+  for (const d of decodes.slice(1)) d.resolve('fresh');
+  const got = (await Promise.all(pushes)).flat();
+  t.same(
+    got.map((u) => u.text),
+    ['fresh'],
+  );
+});
+
+t.test('flush in a pause uses the speculation; a cut mid-speech decodes afresh', async (t) => {
+  const paused = fakeBackend();
+  const inPause = await run(paused.backend, audio(['speech', 960], ['silence', 320]));
+  t.same(
+    paused.decodes.map((d) => [d.kind, d.promoted]),
+    [['speculative', true]],
+  );
+  t.match(inPause, [{ endpoint: 'flush', endSample: 960 * MS }]);
+
+  const talking = fakeBackend();
+  const midSpeech = await run(talking.backend, audio(['speech', 960]));
+  t.same(
+    talking.decodes.map((d) => d.kind),
+    ['final'],
+  );
+  t.match(midSpeech, [{ endpoint: 'flush', endSample: 960 * MS }]);
+});
+
+t.test('no speculation when the trailing padding is not shorter than the minimum silence', async (t) => {
+  const { backend, decodes } = fakeBackend();
+  const options = endpointOptions(DEFAULT_ENDPOINTING, { minSilenceMs: 500, trailingPadMs: 500 });
+  const got = await run(backend, audio(['speech', 960], ['silence', 800]), options);
+  t.same(
+    decodes.map((d) => d.kind),
+    ['final'],
+  );
+  t.equal(got.length, 1);
+});
+
+t.test('the endpointer names the pause candidate only while the pause lasts', async (t) => {
+  const { Endpointer } = await import('../../../apps/asr/src/engine/endpointer.js');
+  const e = new Endpointer(OPTIONS, 256);
+  let at = 0;
+  const push = (p: number) => {
+    const s = e.push(p, at);
+    at += 256;
+    return s;
+  };
+  for (let i = 0; i < 20; i++) push(0.9);
+  t.equal(e.pause, undefined, 'speaking: no candidate');
+  push(0.1);
+  t.same(e.pause, { start: 0, end: 20 * 256, endpoint: 'silence' });
+  push(0.4);
+  t.same(e.pause, { start: 0, end: 20 * 256, endpoint: 'silence' }, 'between the thresholds the pause goes on');
+  push(0.9);
+  t.equal(e.pause, undefined, 'speech resumed');
+  const short = new Endpointer(OPTIONS, 256);
+  short.push(0.9, 0);
+  short.push(0.1, 256);
+  t.equal(short.pause, undefined, 'a candidate shorter than minSpeechMs would be dropped: none');
+});
