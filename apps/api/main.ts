@@ -2,6 +2,8 @@ import { createLocalFeedStorage, exportDir } from '../shared/src/adapters/local-
 import { createLocalRecordingStore, recordingsDir } from '../shared/src/adapters/local-recording-store.js';
 import type { FeedStorage } from '../shared/src/ports/feed-storage.port.js';
 import type { RecordingStore } from '../shared/src/ports/recording-store.port.js';
+import type { TranscriptStore } from '../shared/src/ports/transcript-store.port.js';
+import { createTranscriptStore } from '../store/src/transcript-store.js';
 import type { Runtime } from '../shared/src/runtime.js';
 import { apiMetrics } from './src/api-metrics.js';
 import { AuditTrail } from './src/audit/audit-trail.js';
@@ -15,6 +17,7 @@ import { healthzRoute, readyzRoute } from './src/http/operations/health.routes.j
 import { metricsRoute } from './src/http/operations/metrics.route.js';
 import { DownloadLinks } from './src/http/fileexporter/download-links.js';
 import { fileExporterRoutes } from './src/http/fileexporter/fileexporter.routes.js';
+import { messagesRoute } from './src/http/messages/messages.route.js';
 import { listRecordingsRoute, recordingAudioRoute } from './src/http/recordings/recordings.routes.js';
 import { createKoaApp } from './src/http/server.js';
 import { startStreamingRoute } from './src/http/start-streaming/start-streaming.route.js';
@@ -34,7 +37,7 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-export async function startApi(runtime: Runtime, options: { clock?: () => number; recordings?: RecordingStore; feeds?: FeedStorage } = {}): Promise<ApiServer> {
+export async function startApi(runtime: Runtime, options: { clock?: () => number; recordings?: RecordingStore; store?: TranscriptStore; feeds?: FeedStorage } = {}): Promise<ApiServer> {
   const { config } = runtime;
   const clock = options.clock ?? Date.now;
   const logger = runtime.logger.child({ component: 'api' });
@@ -60,6 +63,9 @@ export async function startApi(runtime: Runtime, options: { clock?: () => number
   const feeds = options.feeds ?? createLocalFeedStorage(exportDir(config));
   const links = new DownloadLinks(runtime.credentials.derive('earshot feed download links'), config.EARSHOT_EXPORT_URL_TTL_S * 1000, clock);
 
+  // Transcripts (SPEC §3.4): the store the store app writes; `earshot start` passes its own in embedded mode.
+  const store = options.store ?? createTranscriptStore(config, logger);
+
   const ingestUrl = ingestPublicUrl(config);
   if (!config.EARSHOT_INGEST_PUBLIC_URL && isWildcardHost(config.EARSHOT_INGEST_HOST)) {
     logger.warn({ ingestUrl }, 'api.ingest_url_unreachable: set EARSHOT_INGEST_PUBLIC_URL to the address Twilio should connect to');
@@ -70,6 +76,7 @@ export async function startApi(runtime: Runtime, options: { clock?: () => number
     stopStreamingRoute(commands),
     listRecordingsRoute({ recordings, audit }),
     recordingAudioRoute({ recordings, audit }),
+    messagesRoute({ store, audit }),
     ...fileExporterRoutes({ feeds, links, audit, apps: runtime.apps, linkBase: config.EARSHOT_EXPORT_URL_BASE }),
     healthzRoute(),
     readyzRoute({ log: runtime.eventLog, tracker }),
@@ -102,8 +109,10 @@ export async function startApi(runtime: Runtime, options: { clock?: () => number
     await listening.close();
     await tracker.stop();
     await sessions.stop();
+    if (!options.store) await store.close();
   };
   try {
+    if (!options.store) await store.migrate(); // idempotent; a node may answer before any store app ran
     await sessions.start();
     await tracker.start();
   } catch (error) {

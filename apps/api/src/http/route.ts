@@ -12,7 +12,7 @@ export interface RouteSpec {
   readonly operationId: string;
   readonly summary: string;
   readonly description?: string;
-  readonly tag: 'call control' | 'recordings' | 'operations' | 'file exporter';
+  readonly tag: 'call control' | 'conversation' | 'recordings' | 'operations' | 'file exporter';
   readonly authenticated: boolean;
   /** Path parameters (`:name` in `path`) and query parameters, one field each (validated with `validate`). */
   readonly params?: z.ZodObject;

@@ -157,6 +157,13 @@ export class ClickHouseTranscriptStore implements TranscriptStore {
     }
   }
 
+  /** Tests give each store a database of their own and drop it afterwards. */
+  async dropDatabaseForTests(): Promise<void> {
+    if (!this.database.startsWith('earshot_test_'))
+      throw new StoreError(`refusing to drop ${this.database}: not a test database`, { retriable: false });
+    await this.client.command({ query: `DROP DATABASE IF EXISTS ${this.database}` });
+  }
+
   async close(): Promise<void> {
     await this.client.close();
   }

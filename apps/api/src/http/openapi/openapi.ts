@@ -89,6 +89,7 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[]): OpenApiDocum
     },
     tags: [
       { name: 'call control', description: 'Stream URLs and start/stop of transcription (SPEC §3.1–3.3)' },
+      { name: 'conversation', description: 'A call’s utterances after the fact, from the transcript store (SPEC §3.4)' },
       { name: 'recordings', description: 'Session audio kept when start-streaming had audioRecordingAllowed (SPEC §6)' },
       { name: 'operations', description: 'Health, readiness, metrics and this document' },
       { name: 'file exporter', description: 'The daily utterances feed: list feeds, versions, formats, dates, intervals and files; signed download links (SPEC §3.5)' },
