@@ -3,21 +3,24 @@ import { createLocalRecordingStore, recordingsDir } from '../shared/src/adapters
 import type { FeedStorage } from '../shared/src/ports/feed-storage.port.js';
 import type { RecordingStore } from '../shared/src/ports/recording-store.port.js';
 import type { TranscriptStore } from '../shared/src/ports/transcript-store.port.js';
-import { createTranscriptStore } from '../store/src/transcript-store.js';
 import type { Runtime } from '../shared/src/runtime.js';
+import { createTranscriptStore } from '../store/src/transcript-store.js';
 import { apiMetrics } from './src/api-metrics.js';
 import { AuditTrail } from './src/audit/audit-trail.js';
 import { CallTracker } from './src/consumer/call-tracker.js';
 import { SessionWaiter } from './src/consumer/session-waiter.js';
 import { TokenBuckets } from './src/domain/token-bucket.js';
 import type { CallCommandDeps } from './src/http/call-commands.js';
+import { DownloadLinks } from './src/http/fileexporter/download-links.js';
+import { fileExporterRoutes } from './src/http/fileexporter/fileexporter.routes.js';
 import { listen, tlsOptions } from './src/http/listen.js';
+import { liveRoutes } from './src/http/live/live.routes.js';
+import { LiveFeed } from './src/http/live/live-feed.js';
+import { LiveSessions } from './src/http/live/live-session.js';
+import { messagesRoute } from './src/http/messages/messages.route.js';
 import { openApiRoute } from './src/http/openapi/openapi.js';
 import { healthzRoute, readyzRoute } from './src/http/operations/health.routes.js';
 import { metricsRoute } from './src/http/operations/metrics.route.js';
-import { DownloadLinks } from './src/http/fileexporter/download-links.js';
-import { fileExporterRoutes } from './src/http/fileexporter/fileexporter.routes.js';
-import { messagesRoute } from './src/http/messages/messages.route.js';
 import { listRecordingsRoute, recordingAudioRoute } from './src/http/recordings/recordings.routes.js';
 import { createKoaApp } from './src/http/server.js';
 import { startStreamingRoute } from './src/http/start-streaming/start-streaming.route.js';
@@ -37,7 +40,10 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-export async function startApi(runtime: Runtime, options: { clock?: () => number; recordings?: RecordingStore; store?: TranscriptStore; feeds?: FeedStorage } = {}): Promise<ApiServer> {
+export async function startApi(
+  runtime: Runtime,
+  options: { clock?: () => number; recordings?: RecordingStore; store?: TranscriptStore; feeds?: FeedStorage } = {},
+): Promise<ApiServer> {
   const { config } = runtime;
   const clock = options.clock ?? Date.now;
   const logger = runtime.logger.child({ component: 'api' });
@@ -70,6 +76,27 @@ export async function startApi(runtime: Runtime, options: { clock?: () => number
   if (!config.EARSHOT_INGEST_PUBLIC_URL && isWildcardHost(config.EARSHOT_INGEST_HOST)) {
     logger.warn({ ingestUrl }, 'api.ingest_url_unreachable: set EARSHOT_INGEST_PUBLIC_URL to the address Twilio should connect to');
   }
+  const failuresByAddress = new TokenBuckets(config.EARSHOT_API_AUTH_FAILURES_PER_MINUTE, clock);
+  // The live transcript page (cookie sessions, SSE); its failed logins share the address limit of the API.
+  const liveFeed =
+    config.EARSHOT_LIVE_PAGE === 'on' ? new LiveFeed({ log: runtime.eventLog, logger, metrics: runtime.metrics, clock }) : null;
+  const live = liveFeed
+    ? liveRoutes({
+        sessions: new LiveSessions(
+          runtime.credentials.derive('earshot live sessions'),
+          runtime.apps,
+          config.EARSHOT_LIVE_SESSION_TTL_S,
+          clock,
+        ),
+        feed: liveFeed,
+        tracker,
+        audit,
+        failuresByAddress,
+        maxStreams: config.EARSHOT_LIVE_MAX_STREAMS,
+        maxStreamsPerApp: config.EARSHOT_LIVE_MAX_STREAMS_PER_APP,
+        clock,
+      })
+    : null;
   const routes = [
     streamUrlRoute({ tokens: runtime.tokens, audit, ingestUrl }),
     startStreamingRoute(commands),
@@ -81,8 +108,8 @@ export async function startApi(runtime: Runtime, options: { clock?: () => number
     healthzRoute(),
     readyzRoute({ log: runtime.eventLog, tracker }),
     metricsRoute(runtime.metrics),
+    ...(live?.routes ?? []),
   ];
-  const failuresByAddress = new TokenBuckets(config.EARSHOT_API_AUTH_FAILURES_PER_MINUTE, clock);
   const requestsByTenant = new TokenBuckets(config.EARSHOT_API_RATE_LIMIT_PER_MINUTE, clock);
   const app = createKoaApp({
     routes: [...routes, openApiRoute(routes)],
@@ -106,7 +133,10 @@ export async function startApi(runtime: Runtime, options: { clock?: () => number
   const listening = await listen(app.callback(), { host: config.EARSHOT_API_HOST, port: config.EARSHOT_API_PORT, tls });
   const stop = async (): Promise<void> => {
     clearInterval(sweeper);
-    await listening.close();
+    const closing = listening.close(); // no new connections from here on
+    live?.closeStreams(); // browsers never hang up by themselves
+    await closing;
+    await liveFeed?.stop();
     await tracker.stop();
     await sessions.stop();
     if (!options.store) await store.close();
@@ -114,6 +144,7 @@ export async function startApi(runtime: Runtime, options: { clock?: () => number
   try {
     if (!options.store) await store.migrate(); // idempotent; a node may answer before any store app ran
     await sessions.start();
+    await liveFeed?.start();
     await tracker.start();
   } catch (error) {
     await stop();

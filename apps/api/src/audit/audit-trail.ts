@@ -7,7 +7,14 @@ import { TOPICS } from '../../../shared/src/topics.js';
  * client addresses are stored only as SHA-256 hex digests, so the audit topic can be
  * retained for 30 days without holding call identifiers.
  */
-export type AuditAction = 'stream_url.issued' | 'transcription.start' | 'transcription.stop' | 'recording.downloaded' | 'feed_file.downloaded' | 'messages.read';
+export type AuditAction =
+  | 'stream_url.issued'
+  | 'transcription.start'
+  | 'transcription.stop'
+  | 'recording.downloaded'
+  | 'feed_file.downloaded'
+  | 'messages.read'
+  | 'live.watched';
 
 export interface AuditEntry {
   readonly appId: string;

@@ -112,6 +112,17 @@ export class CallTracker {
     return current(call);
   }
 
+  /** The calls of one tenant this node knows (idle ones past eviction left out), for the live page's list. */
+  callsOf(tenantId: string): { callSid: string; state: CallState }[] {
+    const now = this.clock();
+    const found: { callSid: string; state: CallState }[] = [];
+    for (const [callSid, call] of this.calls) {
+      const state = current(call);
+      if (state?.tenantId === tenantId && now - state.lastEventAtMs <= CALL_IDLE_EVICTION_MS) found.push({ callSid, state });
+    }
+    return found;
+  }
+
   /**
    * Records one of this node's commands right after the log accepted it. The log may already
    * have handed it back (a fast fetch wins the race with this call): then it is applied and

@@ -12,8 +12,10 @@ export interface RouteSpec {
   readonly operationId: string;
   readonly summary: string;
   readonly description?: string;
-  readonly tag: 'call control' | 'conversation' | 'recordings' | 'operations' | 'file exporter';
+  readonly tag: 'call control' | 'conversation' | 'recordings' | 'operations' | 'live transcripts' | 'file exporter';
   readonly authenticated: boolean;
+  /** Authenticated by the live page's session cookie instead of the asapp-* headers (documented as such). */
+  readonly cookieSession?: boolean;
   /** Path parameters (`:name` in `path`) and query parameters, one field each (validated with `validate`). */
   readonly params?: z.ZodObject;
   readonly query?: z.ZodObject;
