@@ -8,10 +8,12 @@ import { EarshotError } from '../../../shared/src/errors.js';
 import { createLogger } from '../../../shared/src/logger.js';
 import { createRuntime } from '../../../shared/src/runtime.js';
 import { AppAdmin } from '../../../shared/src/tenants/app-admin.js';
+import { startStoreApp } from '../../../store/main.js';
+import { createTranscriptStore } from '../../../store/src/transcript-store.js';
 import { startWebhooksApp } from '../../../webhooks/main.js';
 import { parseOptions } from '../args.js';
 
-const APPS = ['ingest', 'api', 'asr', 'webhooks', 'export'] as const;
+const APPS = ['ingest', 'api', 'asr', 'webhooks', 'store', 'export'] as const;
 type AppName = (typeof APPS)[number];
 
 const USAGE = `Usage: earshot start [--mode embedded|distributed] [--apps ${APPS.join(',')}]
@@ -47,15 +49,26 @@ export async function startCommand(argv: string[], loadConfig: () => Config): Pr
     api?: () => Promise<void>;
     asr?: () => Promise<void>;
     webhooks?: () => Promise<void>;
+    store?: () => Promise<void>;
     export?: () => Promise<void>;
   } = {};
   const stopAll = async (): Promise<void> => {
-    for (const name of ['ingest', 'api', 'asr', 'webhooks', 'export'] as const)
+    for (const name of ['ingest', 'api', 'asr', 'webhooks', 'store', 'export'] as const)
       await stops[name]?.().catch((error) => logger.error({ err: error }, `${name}.stop_failed`));
+    await transcripts?.close().catch((error) => logger.error({ err: error }, 'store.close_failed'));
     await runtime.close();
   };
+  // One transcript store for the apps of this process that use it (the store app writes, the
+  // API reads): in embedded mode that is one DuckDB file, which must not be opened twice.
+  const transcripts = apps.has('store') || apps.has('api') ? createTranscriptStore(config, logger.child({ app: 'store' })) : undefined;
   const lines: string[] = [];
   try {
+    await transcripts?.migrate();
+    if (apps.has('store')) {
+      const store = await startStoreApp(runtime, { store: transcripts });
+      stops.store = store.stop;
+      lines.push(`store     ${store.describe}`);
+    }
     if (apps.has('webhooks')) {
       const webhooks = await startWebhooksApp(runtime);
       stops.webhooks = webhooks.stop;
@@ -74,7 +87,7 @@ export async function startCommand(argv: string[], loadConfig: () => Config): Pr
       lines.push(`ingest    ${ingest.url}/twilio-media/<token>`);
     }
     if (apps.has('api')) {
-      const api = await startApi({ ...runtime, config: { ...config, EARSHOT_INGEST_PUBLIC_URL: ingestUrl } });
+      const api = await startApi({ ...runtime, config: { ...config, EARSHOT_INGEST_PUBLIC_URL: ingestUrl } }, { store: transcripts });
       stops.api = api.stop;
       lines.push(`api       ${api.url}`);
     }
