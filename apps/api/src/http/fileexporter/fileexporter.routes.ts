@@ -207,7 +207,7 @@ export function fileExporterRoutes(deps: FileExporterDeps): RouteSpec[] {
           date,
           interval: file.interval,
           fileName,
-          url: `${deps.linkBase ?? ctx.origin}${DOWNLOAD_PATH}/${link.token}`,
+          url: `${deps.linkBase ?? `${ctx.protocol}://${ctx.host}`}${DOWNLOAD_PATH}/${link.token}`,
           expiresAt: new Date(link.expiresAtMs).toISOString(),
         } satisfies z.infer<typeof GetFeedFileResponse>;
       },
