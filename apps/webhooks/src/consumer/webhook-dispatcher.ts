@@ -218,23 +218,29 @@ export async function startWebhookDispatcher(
   await consumer.run(handle);
   log.info({ ...limits }, 'webhooks.started');
 
+  let stopped: Promise<void> | null = null;
   return {
     target: (tenantId) => targets.get(tenantId)?.http,
-    async stop() {
-      stopping = true;
-      // Finish what was taken (bounded by the request timeout and the wait limit), record
-      // every outcome, commit, then leave the group.
-      const drained = Promise.all([...targets.values()].map((t) => t.queue.drained()));
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, config.EARSHOT_STOP_TIMEOUT_MS)))]);
-      clearTimeout(timer);
-      clearInterval(sweeper);
-      recorder.stop();
-      await recorder.flush();
-      for (const p of partitions.keys()) await commit(p).catch(() => {});
-      clearInterval(committer);
-      await consumer.stop();
-      await Promise.all([...targets.values()].map((t) => t.http.destroy().catch(() => {})));
+    stop: () => {
+      stopped ??= shutdown();
+      return stopped;
     },
   };
+
+  async function shutdown(): Promise<void> {
+    stopping = true;
+    // Finish what was taken (bounded by the request timeout and the wait limit), record
+    // every outcome, commit, then leave the group.
+    const drained = Promise.all([...targets.values()].map((t) => t.queue.drained()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, config.EARSHOT_STOP_TIMEOUT_MS)))]);
+    clearTimeout(timer);
+    clearInterval(sweeper);
+    recorder.stop();
+    await recorder.flush();
+    for (const p of partitions.keys()) await commit(p).catch(() => {});
+    clearInterval(committer);
+    await consumer.stop();
+    await Promise.all([...targets.values()].map((t) => t.http.destroy().catch(() => {})));
+  }
 }
