@@ -130,7 +130,13 @@ export async function startApi(
   sweeper.unref();
 
   // Listen first so /healthz answers (and /readyz says 503) while the call state loads.
-  const listening = await listen(app.callback(), { host: config.EARSHOT_API_HOST, port: config.EARSHOT_API_PORT, tls });
+  const listening = await listen(app.callback(), {
+    host: config.EARSHOT_API_HOST,
+    port: config.EARSHOT_API_PORT,
+    tls,
+    logger,
+    metrics: runtime.metrics,
+  });
   const stop = async (): Promise<void> => {
     clearInterval(sweeper);
     const closing = listening.close(); // no new connections from here on

@@ -72,6 +72,9 @@ export const configSchema = z
     EARSHOT_TWILIO_SIGNATURE: z.enum(['off', 'when-configured', 'required']).default('when-configured'),
     EARSHOT_TLS_CERT_FILE: z.string().min(1).optional(),
     EARSHOT_TLS_KEY_FILE: z.string().min(1).optional(),
+    // TLS certificate reloading (issue 9): how often the API and ingest look at the two files
+    // for a new certificate (0 = never; SIGHUP always reloads). apps/shared/src/tls-certificate.ts
+    EARSHOT_TLS_WATCH_INTERVAL_MS: z.coerce.number().int().min(0).default(10_000),
     // Speech recognition.
     EARSHOT_MODELS_DIR: z
       .string()

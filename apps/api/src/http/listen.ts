@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Config } from '../../../shared/src/config.js';
 import { EarshotError } from '../../../shared/src/errors.js';
+import type { Logger } from '../../../shared/src/logger.js';
+import type { Registry } from '../../../shared/src/metrics.js';
+import { type CertificateFiles, type LoadedCertificate, readCertificate, watchCertificate } from '../../../shared/src/tls-certificate.js';
 import { errorBody } from './errors.js';
 import { REQUEST_ID_HEADER } from './request-context.js';
 
@@ -12,7 +14,8 @@ import { REQUEST_ID_HEADER } from './request-context.js';
  * The listening socket (SPEC §3): HTTPS with TLS 1.2 or newer when EARSHOT_TLS_CERT_FILE and
  * EARSHOT_TLS_KEY_FILE are set, plain HTTP otherwise, and plain HTTP only on a loopback
  * address: anything else refuses to start, because the secret header would cross the network
- * in clear text.
+ * in clear text. The certificate is reloaded without a restart when its files change or on
+ * SIGHUP (apps/shared/src/tls-certificate.ts).
  */
 export interface Listening {
   readonly server: Server;
@@ -25,7 +28,14 @@ export function isLoopback(host: string): boolean {
   return bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare) || /^::ffff:127\.\d+\.\d+\.\d+$/.test(bare);
 }
 
-export function tlsOptions(config: Config): { cert: Buffer; key: Buffer } | null {
+/** The API's certificate: read and checked at start, reloaded by `listen` when the files change. */
+export interface ApiTls {
+  readonly files: CertificateFiles;
+  readonly certificate: LoadedCertificate;
+  readonly watchIntervalMs: number;
+}
+
+export function tlsOptions(config: Config): ApiTls | null {
   const certFile = config.EARSHOT_TLS_CERT_FILE;
   const keyFile = config.EARSHOT_TLS_KEY_FILE;
   if (!certFile || !keyFile) {
@@ -37,21 +47,28 @@ export function tlsOptions(config: Config): { cert: Buffer; key: Buffer } | null
     }
     return null;
   }
-  const read = (name: string, path: string): Buffer => {
-    try {
-      return readFileSync(path);
-    } catch (error) {
-      throw new EarshotError('EARSHOT_CONFIG_INVALID', `${name}: cannot read ${path}: ${(error as Error).message}`, { cause: error });
-    }
-  };
-  return { cert: read('EARSHOT_TLS_CERT_FILE', certFile), key: read('EARSHOT_TLS_KEY_FILE', keyFile) };
+  const files = { certFile, keyFile };
+  return { files, certificate: readCertificate(files), watchIntervalMs: config.EARSHOT_TLS_WATCH_INTERVAL_MS };
 }
 
 export async function listen(
   handler: RequestListener,
-  options: { host: string; port: number; tls: { cert: Buffer; key: Buffer } | null },
+  options: { host: string; port: number; tls: ApiTls | null; logger: Logger; metrics: Registry },
 ): Promise<Listening> {
-  const server = options.tls ? createHttpsServer({ ...options.tls, minVersion: 'TLSv1.2' }, handler) : createHttpServer(handler);
+  const tls = options.tls;
+  const secure = (c: LoadedCertificate) => ({ cert: c.cert, key: c.key, minVersion: 'TLSv1.2' as const });
+  const server = tls ? createHttpsServer(secure(tls.certificate), handler) : createHttpServer(handler);
+  // A renewed certificate is used from the next handshake on; open connections keep theirs.
+  const watcher = tls
+    ? watchCertificate(tls.files, {
+        listener: 'api',
+        initial: tls.certificate,
+        intervalMs: tls.watchIntervalMs,
+        logger: options.logger,
+        metrics: options.metrics,
+        apply: (next) => (server as HttpsServer).setSecureContext(secure(next)),
+      })
+    : null;
   // Slow clients cannot hold sockets forever (Node's default request timeout is 5 minutes).
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
@@ -79,15 +96,19 @@ export async function listen(
       server.off('error', reject);
       resolve();
     });
+  }).catch((error: unknown) => {
+    watcher?.close();
+    throw error;
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `${options.tls ? 'https' : 'http'}://${host}:${address.port}`;
+  const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
   return {
     server,
     url,
     close: () =>
       new Promise<void>((resolve) => {
+        watcher?.close();
         server.close(() => resolve());
         server.closeIdleConnections();
         // In-flight requests get a moment to finish; then the sockets go.
