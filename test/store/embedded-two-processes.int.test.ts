@@ -43,7 +43,7 @@ t.test('a writer process and a reader process share the embedded store file', as
   t.equal(await exited, 0, 'the writer never gave up on the lock');
   t.match(out, new RegExp(`batch ${batches - 1}\\ndone \\d+`));
   t.ok(reads >= 2, `the reader read while the writer was writing (${reads} reads)`);
-  t.equal((await made.store.callMessages('tenant-a', 'CAwriter', 1000)).length, batches * perBatch > 1000 ? 1000 : batches * perBatch);
+  t.equal((await made.store.callMessages('tenant-a', 'CAwriter', 1000)).length, batches * perBatch);
   const opens = Number(/done (\d+)/.exec(out)?.[1]);
   t.ok(opens > 1, `the writer released the file between batches (${opens} opens)`);
 });

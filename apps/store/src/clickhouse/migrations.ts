@@ -117,9 +117,12 @@ function pending(migrations: readonly Migration[], applied: Map<number, string>)
   for (const m of migrations) {
     const checksum = applied.get(m.version);
     if (checksum !== undefined && checksum !== m.checksum) {
-      throw new StoreError(`migration ${m.version}_${m.name} was changed after it was applied; add a new migration instead`, {
-        retriable: false,
-      });
+      throw new StoreError(
+        `migration ${String(m.version).padStart(3, '0')}_${m.name}.sql was changed after it was applied; add a new migration instead`,
+        {
+          retriable: false,
+        },
+      );
     }
   }
   return migrations.filter((m) => !applied.has(m.version));
