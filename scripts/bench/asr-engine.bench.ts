@@ -16,7 +16,8 @@ import type { BenchResult } from './run.js';
  *   utterance's speech to receiving its text (endpoint silence + queueing + inference).
  * - "sentences": the single sentences pushed whole, one after another (no pacing): RTF is wall
  *   time over audio time, VAD included.
- * Options: --calls N (default 1), --workers N (1), --speed X (1), --min-silence-ms, --pad-ms.
+ * Options: --calls N (default 1), --workers N (1), --speed X (1), --min-silence-ms, --pad-ms,
+ * --trailing-pad-ms, --no-speculate.
  *   npm run bench -- asr-engine [--calls 4 --workers 2]
  */
 export async function run(args: string[]): Promise<BenchResult> {
@@ -30,10 +31,12 @@ export async function run(args: string[]): Promise<BenchResult> {
   const endpointing: Partial<EndpointOptions> = {
     minSilenceMs: option('min-silence-ms', DEFAULT_ENDPOINTING.minSilenceMs),
     speechPadMs: option('pad-ms', DEFAULT_ENDPOINTING.speechPadMs),
+    trailingPadMs: option('trailing-pad-ms', DEFAULT_ENDPOINTING.trailingPadMs),
   };
+  const speculate = !args.includes('--no-speculate');
   const paths = await ensureModels(process.env.EARSHOT_MODELS_DIR ?? defaultModelsDir());
   const corpus = generateTestAudio();
-  const engine = createMoonshineEngine({ modelsDir: paths.dir, workers, endpointing });
+  const engine = createMoonshineEngine({ modelsDir: paths.dir, workers, endpointing, speculate });
   await engine.ready();
 
   const vadUs = await vadCost(paths.vad, readFileSync(corpus.call.tracks.agent.mulaw));
@@ -87,7 +90,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   const pct = (p: number) =>
     latencies.length ? (latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] as number) : Number.NaN;
   return {
-    title: `Speech engine (Moonshine tiny + Silero VAD v5): ${workers} worker(s), min silence ${endpointing.minSilenceMs} ms, padding ${endpointing.speechPadMs} ms`,
+    title: `Speech engine (Moonshine tiny + Silero VAD v5): ${workers} worker(s), min silence ${endpointing.minSilenceMs} ms, padding ${endpointing.speechPadMs} ms before / ${endpointing.trailingPadMs} ms after speech, speculation ${speculate && (endpointing.trailingPadMs ?? 0) < (endpointing.minSilenceMs ?? 0) ? 'on' : 'off'}`,
     columns: ['scenario', 'utterances', 'audio s', 'RTF', 'p50 latency ms', 'p90 latency ms', 'WER %'],
     rows: [
       [

@@ -4,7 +4,9 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApi } from '../../apps/api/main.js';
 import { startAsrApp } from '../../apps/asr/main.js';
+import { DEFAULT_ENDPOINTING, endpointOptions } from '../../apps/asr/src/engine/endpointer.js';
 import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
+import { createMoonshineEngine } from '../../apps/asr/src/engine/moonshine-engine.js';
 import { newCallSid, simulateCall } from '../../apps/cli/src/simulate/twilio-call.js';
 import { startIngest } from '../../apps/ingest/main.js';
 import { type Config, loadEarshotConfig } from '../../apps/shared/src/config.js';
@@ -24,7 +26,11 @@ import { dropNamespace } from './support/namespace.js';
  * model; production Kafka settings) on the real Kafka broker and schema registry of
  * `earshot infra`, in a Kafka namespace of the run's own (deleted after).
  *
- *   npm run bench -- latency [--calls 1,10] [--speed 1] [--workers 1] [--seed 1] [--dump samples.json]
+ *   npm run bench -- latency [--calls 1,10] [--speed 1] [--workers N] [--seed 1] [--dump samples.json]
+ *                            [--min-silence-ms N] [--trailing-pad-ms N] [--no-speculate]
+ *
+ * Without the endpointing options the asr runs exactly as `earshot start` builds it (config
+ * and engine defaults); with them (A/B runs) the engine gets those endpointing overrides.
  *
  * Each step plays N concurrent two-party calls (the corpus call: customer inbound, agent
  * outbound; 20 ms Twilio frames at `--speed` x real time, each call its own Call SID, starts
@@ -45,7 +51,9 @@ const DRAIN_TIMEOUT_MS = 20_000;
 interface Options {
   readonly calls: readonly number[];
   readonly speed: number;
-  readonly workers: number;
+  readonly workers: number | undefined;
+  readonly endpointing: { minSilenceMs?: number; trailingPadMs?: number };
+  readonly speculate: boolean;
   readonly seed: number;
   /** Writes every sample (per utterance) of every step to this JSON file. */
   readonly dump: string | undefined;
@@ -60,7 +68,20 @@ function parse(args: readonly string[]): Options {
   if (calls.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--calls: a comma-separated list of positive integers');
   const speed = Number(value('speed') ?? 1);
   if (!(speed > 0)) throw new Error('--speed: a positive number (1 = real time)');
-  return { calls, speed, workers: Number(value('workers') ?? 1), seed: Number(value('seed') ?? 1), dump: value('dump') };
+  const number = (name: string) => (value(name) === undefined ? undefined : Number(value(name)));
+  const endpointing = {
+    ...(number('min-silence-ms') !== undefined ? { minSilenceMs: number('min-silence-ms') } : {}),
+    ...(number('trailing-pad-ms') !== undefined ? { trailingPadMs: number('trailing-pad-ms') } : {}),
+  };
+  return {
+    calls,
+    speed,
+    workers: number('workers'),
+    seed: Number(value('seed') ?? 1),
+    dump: value('dump'),
+    endpointing,
+    speculate: !args.includes('--no-speculate'),
+  };
 }
 
 interface Arrival {
@@ -127,18 +148,30 @@ export async function run(args: string[]): Promise<BenchResult> {
       EARSHOT_KAFKA_NAMESPACE: namespace,
       EARSHOT_API_PORT: '0',
       EARSHOT_INGEST_PORT: '0',
-      EARSHOT_ASR_WORKERS: String(o.workers),
+      ...(o.workers !== undefined ? { EARSHOT_ASR_WORKERS: String(o.workers) } : {}),
     },
   });
   await ensureModels(config.EARSHOT_MODELS_DIR);
   const fetchMaxWaitMs = config.EARSHOT_KAFKA_FETCH_MAX_WAIT_MS;
   const stops: (() => Promise<void>)[] = [];
   const steps: Step[] = [];
+  let describe = '';
   let runtime: Runtime | undefined;
   try {
     runtime = await openRuntime(config);
-    const asr = await startAsrApp(runtime);
+    const custom = Object.keys(o.endpointing).length > 0 || !o.speculate;
+    const engine = custom
+      ? createMoonshineEngine({
+          modelsDir: config.EARSHOT_MODELS_DIR,
+          workers: config.EARSHOT_ASR_WORKERS,
+          maxQueue: config.EARSHOT_ASR_MAX_QUEUE,
+          endpointing: o.endpointing,
+          speculate: o.speculate,
+        })
+      : undefined;
+    const asr = await startAsrApp(runtime, { engine });
     stops.push(() => asr.stop());
+    if (engine) stops.push(() => engine.close());
     const ingest = await startIngest(runtime);
     stops.push(() => ingest.stop());
     const api = await startApi({ ...runtime, config: { ...config, EARSHOT_INGEST_PUBLIC_URL: ingest.url } });
@@ -156,6 +189,7 @@ export async function run(args: string[]): Promise<BenchResult> {
       }
     });
     stops.unshift(() => reader.stop());
+    describe = asr.describe;
     progress(`gateway up (${asr.describe}), Kafka namespace ${namespace}`);
 
     // Warm-up (not measured): connections, schema ids, JIT, the model's first runs.
@@ -188,10 +222,11 @@ export async function run(args: string[]): Promise<BenchResult> {
     await dropNamespace(namespace, progress);
   }
 
+  const ep = endpointOptions(DEFAULT_ENDPOINTING, o.endpointing);
   const cell = (values: number[], p: number) => Math.round(pct(values, p));
   const pair = (values: number[]) => `${cell(values, 0.5)} / ${cell(values, 0.95)}`;
   return {
-    title: `End to end latency: N concurrent two-party calls at ${o.speed}x real time through api + ingest + asr (Moonshine tiny, ${o.workers} worker) in one process on real Kafka`,
+    title: `End to end latency: N concurrent two-party calls at ${o.speed}x real time through api + ingest + asr (Moonshine tiny, ${describe}; endpointing min silence ${ep.minSilenceMs} ms, trailing pad ${ep.trailingPadMs} ms, speculation ${o.speculate && ep.trailingPadMs < ep.minSilenceMs ? 'on' : 'off'}) in one process on real Kafka`,
     columns: [
       'calls',
       'utterances (events / scripted)',
@@ -389,7 +424,7 @@ async function step(
  * yet elected the leaders of topics it has just created (NOT_LEADER_FOR_PARTITION, seen on this
  * loaded machine).
  */
-async function openRuntime(config: Config): Promise<Runtime> {
+export async function openRuntime(config: Config): Promise<Runtime> {
   const logger = createLogger({ level: config.EARSHOT_LOG_LEVEL, name: 'latency-bench' });
   for (let attempt = 1; ; attempt++) {
     const eventLog = createEventLog(config, logger);
@@ -405,15 +440,15 @@ async function openRuntime(config: Config): Promise<Runtime> {
 }
 
 /** Nearest-rank percentile; NaN for no values. */
-function pct(values: readonly number[], p: number): number {
+export function pct(values: readonly number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
+export async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (!done()) {
     if (Date.now() > deadline) return false;
@@ -435,10 +470,10 @@ function xorshift(seed: number): () => number {
   };
 }
 
-const TICKS = 100; // USER_HZ: /proc counts CPU time in 1/100 s
+export const TICKS = 100; // USER_HZ: /proc counts CPU time in 1/100 s
 
 /** The Kafka broker's pid, when exactly one runs on this machine (read-only look at /proc). */
-function findBrokerPid(): number | undefined {
+export function findBrokerPid(): number | undefined {
   const found: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -453,7 +488,7 @@ function findBrokerPid(): number | undefined {
 }
 
 /** utime + stime of a process, in ticks. */
-function processTicks(pid: number): number | undefined {
+export function processTicks(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -464,7 +499,7 @@ function processTicks(pid: number): number | undefined {
 }
 
 /** Busy ticks of the whole machine (all cores). */
-function machineTicks(): number | undefined {
+export function machineTicks(): number | undefined {
   try {
     const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
     const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu;

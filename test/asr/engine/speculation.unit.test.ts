@@ -214,3 +214,32 @@ t.test('the endpointer names the pause candidate only while the pause lasts', as
   short.push(0.1, 256);
   t.equal(short.pause, undefined, 'a candidate shorter than minSpeechMs would be dropped: none');
 });
+
+t.test('a decode refused (full model queue) mid-push fails that push only, and never as an unhandled rejection', async (t) => {
+  let refuse = true;
+  const slowVad = {
+    // A macrotask per window, as onnxruntime's async run: a rejection left unhandled across it would end the process.
+    probability: (state: unknown, window: Float32Array) =>
+      new Promise<number>((r) => setImmediate(() => fakeVad.probability(state, window).then(r))),
+  } as unknown as SileroVad;
+  const backend: StreamBackend = {
+    vad: async () => slowVad,
+    recognize: async (audio) => {
+      if (refuse) throw new Error('speech recognition overloaded: 64 utterances waiting');
+      return { text: `final ${audio.length}`, tokenIds: [], stop: 'end' };
+    },
+    speculate: () => undefined,
+  };
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  t.teardown(() => process.off('unhandledRejection', onUnhandled));
+  const stream = new VadRecognizerStream(backend, OPTIONS, false);
+  // The endpoint falls early in this push; many VAD windows follow it.
+  await t.rejects(stream.push(audio(['speech', 640], ['silence', 2000])), /overloaded/);
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(unhandled, [], 'no unhandled rejection');
+  refuse = false;
+  const next = await stream.push(audio(['speech', 640], ['silence', 800]));
+  t.equal(next.length, 1, 'the stream goes on with the next utterance');
+});

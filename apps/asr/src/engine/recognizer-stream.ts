@@ -189,6 +189,10 @@ export class VadRecognizerStream implements RecognizerStream {
       };
       return result;
     });
+    // Handled by the push that delivers it (enqueue); marked now because that handler is attached
+    // only after the push's later VAD windows, and a rejection in between (a full model queue)
+    // would otherwise count as unhandled and end the process.
+    utterance.catch(() => undefined);
     return { id, utterance };
   }
 
