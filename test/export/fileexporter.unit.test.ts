@@ -90,7 +90,12 @@ t.test("tenant isolation: B never lists or gets A's files, and A's link is refus
 
   const third = await api.newTenant('tenant c');
   t.same(
-    (await api.call('POST', `${P}/listfeeddates`, { json: { feed: 'utterances', version: '1', format: 'csv' }, as: third })).body.dates,
+    (
+      await api.call<{ dates: string[] }>('POST', `${P}/listfeeddates`, {
+        json: { feed: 'utterances', version: '1', format: 'csv' },
+        as: third,
+      })
+    ).body.dates,
     [],
   );
   const none = await api.call<Err>('POST', `${P}/listfeedintervals`, { json: body, as: third });
@@ -118,8 +123,8 @@ t.test('signed links: altered, forged with another key, expired, or of a disable
       const log = new Proxy(runtime.eventLog, {
         get(target, prop) {
           if (prop === 'produce') {
-            return async (topic: string, records: { value: unknown }[]) => {
-              if (topic === TOPICS.audit) for (const r of records) audited.push((r.value as { action: string }).action);
+            return async (topic: unknown, records: { value: unknown }[]) => {
+              if (topic === (TOPICS.audit as unknown)) for (const r of records) audited.push((r.value as { action: string }).action);
               return target.produce(topic as never, records as never);
             };
           }
