@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { StoreBatch, StoredUtterance, TranscriptStore } from '../../../shared/src/ports/transcript-store.port.js';
 import { auditRow, deliveryRow, EXPORT_CHUNK_MS, sessionRow, storedUtterance, UTTERANCE_COLUMNS, utteranceRow } from '../rows.js';
@@ -17,7 +17,6 @@ import { DUCKDB_MIGRATIONS } from './duckdb-migrations.js';
  * Duplicates never get in: each table's id is its PRIMARY KEY and inserts are
  * `INSERT OR IGNORE` (the first copy stays; copies of one utterance carry the same text).
  */
-const ROWS_PER_STATEMENT = 200;
 const COLUMNS = UTTERANCE_COLUMNS.join(', ');
 
 export class DuckDbTranscriptStore implements TranscriptStore {
@@ -128,29 +127,47 @@ export class DuckDbTranscriptStore implements TranscriptStore {
   }
 }
 
-/** Multi-row `INSERT OR IGNORE ... VALUES (...), (...)` with bound parameters, in slices. */
+/**
+ * Bulk insert: rows go through DuckDB's appender into a temporary staging table (numbers as
+ * DOUBLE, which holds every millisecond value exactly; text and joined lists as VARCHAR), then
+ * one `INSERT OR IGNORE ... SELECT` casts them into the real table. Binding thousands of
+ * parameters instead took seconds per 1,000 rows (docs/benchmarks.md, store).
+ */
 async function insertRows(c: DuckDBConnection, table: string, rows: readonly object[]): Promise<void> {
   if (rows.length === 0) return;
-  const columns = Object.keys(rows[0] as object);
-  const placeholder = (name: string, n: number): string => {
-    // Arrays travel as one string joined by U+001F and are split back in SQL (no list binding needed).
-    if (name === 'summary_audio_ms' || name === 'summary_transcripts') return `split_list($${n})::UBIGINT[]`;
-    if (name.startsWith('summary_')) return `split_list($${n})`;
-    return `$${n}`;
-  };
-  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
-    const slice = rows.slice(i, i + ROWS_PER_STATEMENT);
-    const values: DuckDBValue[] = [];
-    const tuples = slice.map((row) => {
-      const marks = columns.map((name) => {
-        const value = (row as Record<string, unknown>)[name];
-        values.push(Array.isArray(value) ? value.join('\u001f') : (value as DuckDBValue));
-        return placeholder(name, values.length);
-      });
-      return `(${marks.join(', ')})`;
-    });
-    await c.run(`INSERT OR IGNORE INTO ${table} (${columns.join(', ')}) VALUES ${tuples.join(', ')}`, values);
+  const records = rows as readonly Record<string, unknown>[];
+  const columns = Object.keys(records[0] as object);
+  const kinds = columns.map((name) => {
+    const sample = records.find((r) => r[name] !== null && r[name] !== undefined)?.[name];
+    return Array.isArray(sample) ? 'list' : typeof sample === 'number' ? 'number' : 'text';
+  });
+  const staging = `staging_${table}`;
+  await c.run(
+    `CREATE OR REPLACE TEMP TABLE ${staging} (${columns.map((n, i) => `${n} ${kinds[i] === 'number' ? 'DOUBLE' : 'VARCHAR'}`).join(', ')})`,
+  );
+  const appender = await c.createAppender(staging, 'main', 'temp');
+  try {
+    for (const row of records) {
+      for (const name of columns) {
+        const value = row[name];
+        if (value === null || value === undefined) appender.appendNull();
+        else if (typeof value === 'number') appender.appendDouble(value);
+        // Lists travel as one string joined by U+001F and are split back in SQL.
+        else if (Array.isArray(value)) appender.appendVarchar(value.join('\u001f'));
+        else appender.appendVarchar(String(value));
+      }
+      appender.endRow();
+    }
+    appender.flushSync();
+  } finally {
+    appender.closeSync();
   }
+  const select = columns.map((name, i) => {
+    if (kinds[i] !== 'list') return name;
+    return name === 'summary_audio_ms' || name === 'summary_transcripts' ? `split_list(${name})::UBIGINT[]` : `split_list(${name})`;
+  });
+  await c.run(`INSERT OR IGNORE INTO ${table} (${columns.join(', ')}) SELECT ${select.join(', ')} FROM ${staging}`);
+  await c.run(`DROP TABLE ${staging}`);
 }
 
 export function createDuckDbTranscriptStore(path: string, options: DuckDbFileOptions & { logger: Logger }): TranscriptStore {
