@@ -1,6 +1,7 @@
 import { loadEarshotConfig } from '../shared/src/config.js';
 import { isEarshotError } from '../shared/src/errors.js';
 import { appsCommand } from './src/commands/apps.command.js';
+import { demoCommand } from './src/commands/demo.command.js';
 import { exportCommand } from './src/commands/export.command.js';
 import { infraCommand } from './src/commands/infra.command.js';
 import { simulateCallCommand } from './src/commands/simulate-call.command.js';
@@ -17,6 +18,7 @@ const USAGE = `Usage: earshot <command> [options]
 Commands:
   start                 run the gateway (embedded mode by default)
   apps                  create, list, rotate, disable apps (tenants) and set their webhooks
+  demo                  play a two-party sample call and watch it transcribed live
   simulate-call         play calls to a running gateway as Twilio would
   transcribe FILE       transcribe an audio file offline with the live path's VAD and model
   export --date DAY     run the daily File Exporter for one UTC day by hand
@@ -29,6 +31,7 @@ Settings come from EARSHOT_* environment variables (and EARSHOT_CONFIG_FILE); se
 const commands: Record<string, (argv: string[], config: () => ReturnType<typeof loadEarshotConfig>) => Promise<number>> = {
   start: startCommand,
   apps: appsCommand,
+  demo: demoCommand,
   'simulate-call': simulateCallCommand,
   infra: infraCommand,
   test: testCommand,

@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'EARSHOT_ASR_OVERLOADED'
   | 'EARSHOT_STORE_FAILED'
   | 'EARSHOT_EXPORT_FAILED'
+  | 'EARSHOT_DEMO_FAILED'
   | 'EARSHOT_USAGE';
 
 export class EarshotError extends Error {

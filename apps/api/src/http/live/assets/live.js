@@ -165,7 +165,9 @@ function watch(callId) {
 
 function append(u) {
   const list = view.transcript;
-  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  // Follow the conversation only when the reader is already at the end (not while they scroll back).
+  const root = document.documentElement;
+  const nearBottom = root.scrollHeight - root.scrollTop - root.clientHeight < 80;
   const item = document.createElement('li');
   item.className = 'utterance';
   item.dataset.role = u.role;
@@ -191,7 +193,7 @@ function append(u) {
   text.textContent = u.text || '(nothing intelligible)';
   item.append(meta, text);
   list.append(item);
-  if (nearBottom) list.scrollTop = list.scrollHeight;
+  if (nearBottom) item.scrollIntoView({ block: 'end' });
 }
 
 const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
