@@ -1,0 +1,197 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ClickHouseClient, createClient } from '@clickhouse/client';
+import type { Test } from 'tap';
+import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
+import { httpJson } from '../../apps/cli/src/simulate/http-json.js';
+import { newCallSid, type SimulatedCallResult, simulateCall } from '../../apps/cli/src/simulate/twilio-call.js';
+import type { Runtime } from '../../apps/shared/src/runtime.js';
+import { AppAdmin } from '../../apps/shared/src/tenants/app-admin.js';
+import { type CorpusManifest, generateTestAudio } from '../../scripts/test-audio/corpus.js';
+import { pooledWer } from '../../scripts/test-audio/wer.js';
+import { createTestCa } from '../webhooks/support/pki.js';
+import { type Receiver, startReceiver } from '../webhooks/support/receiver.js';
+import { type AppProcess, startAppProcess } from './app-process.js';
+import { testRuntime } from './runtime.js';
+import { randomSuffix, waitFor } from './wait.js';
+
+/**
+ * The distributed gateway as an operator runs it without Docker: the servers of `earshot infra
+ * up` (or others given in `env`) and one `earshot start --mode distributed --apps <app>` process
+ * per app, on a Kafka namespace and a ClickHouse database of their own. One tenant posts to a
+ * real HTTPS webhook receiver (certificate from the tenant's own CA). Used by the topology and
+ * fault tests, which kill, restart and cut these parts.
+ */
+export type GatewayApp = 'ingest' | 'api' | 'asr' | 'webhooks' | 'store';
+
+export interface Topology {
+  readonly runtime: Runtime;
+  readonly corpus: CorpusManifest;
+  readonly tenant: { readonly apiId: string; readonly apiSecret: string };
+  readonly receiver: Receiver;
+  readonly database: string;
+  readonly clickhouse: ClickHouseClient;
+  /** Live processes of each app (several for asr when scaled out). */
+  readonly processes: Map<GatewayApp, AppProcess[]>;
+  /** The current api process's URL. */
+  apiUrl(): string;
+  /** Starts one more process of `app` (the api is pointed at the current ingest node). */
+  start(app: GatewayApp, env?: Record<string, string>): Promise<AppProcess>;
+  /** kill -9 of the app's first (or given) process. */
+  kill(app: GatewayApp, which?: AppProcess): Promise<void>;
+  /** Plays the corpus two-party call; `speed` 2 by default. */
+  playCall(options?: { speed?: number; callSid?: string }): { callSid: string; done: Promise<SimulatedCallResult> };
+  /** How many utterances a call of the corpus has. */
+  readonly expectedUtterances: number;
+  stored(callSid: string): Promise<StoredRow[]>;
+  posted(callSid: string): WebhookBody[];
+  /** The after-call messages API's items. */
+  messages(callSid: string): Promise<{ status: number; items: { text: string; sender: { role: string } }[] }>;
+  /** Pooled WER of the stored utterances against the corpus script, per role. */
+  werOf(rows: readonly StoredRow[]): { customer: number; agent: number };
+}
+
+export interface StoredRow {
+  readonly utterance_id: string;
+  readonly role: string;
+  readonly text: string;
+  readonly start_ms: number;
+}
+
+export interface WebhookBody {
+  readonly externalConversationId: string;
+  readonly sender: { readonly role: string };
+  readonly autotranscribeResponse: { readonly start: number; readonly utterance: readonly { text: string }[] };
+}
+
+export async function startTopology(
+  t: Test,
+  options: { apps: readonly GatewayApp[]; env?: Record<string, string>; runtimeEnv?: Record<string, string> },
+): Promise<Topology> {
+  const corpus = generateTestAudio();
+  const database = `earshot_topology_${randomSuffix()}`;
+  const runtime = await testRuntime({ kafka: true, env: { EARSHOT_CLICKHOUSE_DATABASE: database, ...options.runtimeEnv } });
+  const dataDir = mkdtempSync(join(tmpdir(), 'earshot-topology-'));
+  const clickhouse = createClient({ url: runtime.config.EARSHOT_CLICKHOUSE_URL });
+  const processes = new Map<GatewayApp, AppProcess[]>();
+  t.teardown(async () => {
+    await Promise.all([...processes.values()].flat().map((p) => p.kill()));
+    await runtime.cleanup();
+    await clickhouse.command({ query: `DROP DATABASE IF EXISTS ${database}` }).catch(() => undefined);
+    await clickhouse.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  await ensureModels(runtime.config.EARSHOT_MODELS_DIR);
+
+  const ca = await createTestCa(dataDir, 'tenant');
+  const serverCert = await ca.issue('receiver', 'serverAuth');
+  const receiver = await startReceiver({ cert: serverCert.cert, key: serverCert.key, minVersion: 'TLSv1.2' });
+  t.teardown(() => receiver.close());
+  const tenant = await new AppAdmin(runtime.eventLog, runtime.credentials).create({
+    name: 'topology tenant',
+    webhookUrl: receiver.url,
+    webhookAuth: { caPem: ca.cert },
+  });
+
+  const c = runtime.config;
+  const env: Record<string, string> = {
+    EARSHOT_MODE: 'distributed',
+    EARSHOT_LOG_LEVEL: 'warn',
+    EARSHOT_DATA_DIR: dataDir,
+    EARSHOT_SECRETS_KEY: c.EARSHOT_SECRETS_KEY as string,
+    EARSHOT_STREAM_TOKEN_KEYS: c.EARSHOT_STREAM_TOKEN_KEYS as string,
+    EARSHOT_KAFKA_NAMESPACE: c.EARSHOT_KAFKA_NAMESPACE as string,
+    EARSHOT_KAFKA_BROKERS: c.EARSHOT_KAFKA_BROKERS,
+    EARSHOT_SCHEMA_REGISTRY_URL: c.EARSHOT_SCHEMA_REGISTRY_URL,
+    EARSHOT_CLICKHOUSE_URL: c.EARSHOT_CLICKHOUSE_URL,
+    EARSHOT_CLICKHOUSE_DATABASE: database,
+    EARSHOT_API_PORT: '0',
+    EARSHOT_INGEST_PORT: '0',
+    EARSHOT_STORE_BATCH_MAX_WAIT_MS: '200',
+    // A killed consumer's partitions move to a survivor within seconds, not the default 10 s.
+    EARSHOT_KAFKA_SESSION_TIMEOUT_MS: '6000',
+    EARSHOT_KAFKA_HEARTBEAT_MS: '500',
+    ...options.env,
+  };
+  const first = (app: GatewayApp): AppProcess => {
+    const p = processes.get(app)?.[0];
+    if (!p) throw new Error(`no ${app} process is running`);
+    return p;
+  };
+  const start = async (app: GatewayApp, extra: Record<string, string> = {}): Promise<AppProcess> => {
+    const appEnv = app === 'api' ? { ...env, EARSHOT_INGEST_PUBLIC_URL: first('ingest').url('ingest'), ...extra } : { ...env, ...extra };
+    const started = await startAppProcess(app, appEnv);
+    processes.set(app, [...(processes.get(app) ?? []), started]);
+    return started;
+  };
+  // Everything but the API at once; the API last, pointed at the ingest node.
+  await Promise.all(options.apps.filter((a) => a !== 'api').map((a) => start(a)));
+  if (options.apps.includes('api')) await start('api');
+
+  const { customer, agent } = corpus.call.tracks;
+  const headers = { 'asapp-api-id': tenant.apiId, 'asapp-api-secret': tenant.apiSecret };
+  return {
+    runtime,
+    corpus,
+    tenant,
+    receiver,
+    database,
+    clickhouse,
+    processes,
+    apiUrl: () => first('api').url('api'),
+    start,
+    kill: async (app, which) => {
+      const victim = which ?? first(app);
+      await victim.kill();
+      processes.set(
+        app,
+        (processes.get(app) ?? []).filter((p) => p !== victim),
+      );
+    },
+    playCall: (o = {}) => {
+      const callSid = o.callSid ?? newCallSid();
+      const done = simulateCall({
+        apiUrl: first('api').url('api'),
+        ...tenant,
+        callSid,
+        inbound: new Uint8Array(readFileSync(customer.mulaw)),
+        outbound: new Uint8Array(readFileSync(agent.mulaw)),
+        speed: o.speed ?? 2,
+      });
+      return { callSid, done };
+    },
+    expectedUtterances: customer.utterances.length + agent.utterances.length,
+    stored: async (callSid) => {
+      const result = await clickhouse.query({
+        query: `SELECT utterance_id, role, text, start_ms FROM ${database}.utterances FINAL WHERE call_sid = '${callSid}' ORDER BY start_ms`,
+        format: 'JSONEachRow',
+      });
+      return ((await result.json()) as StoredRow[]).map((r) => ({ ...r, start_ms: Number(r.start_ms) }));
+    },
+    posted: (callSid) => receiver.received.map((r) => r.body as WebhookBody).filter((b) => b && b.externalConversationId === callSid),
+    messages: async (callSid) => {
+      const res = await httpJson('GET', `${first('api').url('api')}/conversation/v1/conversation/messages?externalId=${callSid}`, {
+        headers,
+      });
+      return { status: res.status, items: (res.body as { items?: [] } | null)?.items ?? [] };
+    },
+    werOf: (rows) => {
+      const of = (role: 'customer' | 'agent', source: typeof customer) => {
+        const texts = rows.filter((r) => r.role === role).map((r) => r.text);
+        return pooledWer(source.utterances.map((u, i) => [u.text, texts[i] ?? ''] as const)).wer;
+      };
+      return { customer: of('customer', customer), agent: of('agent', agent) };
+    },
+  };
+}
+
+/** Waits until the call has at least the expected number of stored utterances (or the timeout). */
+export async function waitStored(topology: Topology, callSid: string, timeoutMs = 60_000): Promise<StoredRow[]> {
+  await waitFor(
+    `${topology.expectedUtterances} stored utterances of ${callSid}`,
+    async () => (await topology.stored(callSid)).length >= topology.expectedUtterances,
+    timeoutMs,
+  );
+  return topology.stored(callSid);
+}
