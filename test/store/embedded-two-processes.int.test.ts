@@ -9,15 +9,16 @@ import { embeddedTestStore, TEST_DAY_START_MS } from '../support/store.js';
  * batch after batch while this one reads the whole day and a call, repeatedly: both sides get
  * their turn and every batch is eventually read.
  */
-t.test('a writer process and a reader process share the embedded store file', async (t) => {
+t.test('a writer process writing without pause and a reader process share the embedded store file', async (t) => {
+  t.setTimeout(120_000); // a busy shared machine makes each DuckDB commit slow
   const made = embeddedTestStore({ idleCloseMs: 20, maxHoldMs: 200 });
   t.teardown(() => made.dispose());
   await made.store.migrate();
-  const batches = 15;
-  const perBatch = 50;
+  const batches = 12;
+  const perBatch = 20;
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'test/store/support/embedded-writer.ts', made.location, String(batches), String(perBatch)],
+    ['--import', 'tsx', 'test/store/support/embedded-writer.ts', made.location, String(batches), String(perBatch), '0'],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },
@@ -43,7 +44,7 @@ t.test('a writer process and a reader process share the embedded store file', as
   t.equal(await exited, 0, 'the writer never gave up on the lock');
   t.match(out, new RegExp(`batch ${batches - 1}\\ndone \\d+`));
   t.ok(reads >= 2, `the reader read while the writer was writing (${reads} reads)`);
-  t.equal((await made.store.callMessages('tenant-a', 'CAwriter', 1000)).length, batches * perBatch);
+  t.equal((await made.store.callMessages('tenant-a', 'CAwriter', 1000)).length, Math.min(1000, batches * perBatch));
   const opens = Number(/done (\d+)/.exec(out)?.[1]);
   t.ok(opens > 1, `the writer released the file between batches (${opens} opens)`);
 });

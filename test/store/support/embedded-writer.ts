@@ -4,17 +4,17 @@ import { batchOf, utterance } from '../../support/store.js';
 
 /**
  * A second process writing to an embedded store file, as `earshot start` does while
- * `earshot export` reads: argv = <file> <batches> <per batch>. Prints one line per written batch,
+ * `earshot export` reads: argv = <file> <batches> <per batch> <pause ms between batches>. Prints one line per written batch,
  * then "done <opens>".
  */
-const [path, batches, perBatch] = process.argv.slice(2) as [string, string, string];
-const store = new DuckDbTranscriptStore(path, { logger: createLogger({ level: 'fatal', name: 'writer' }) });
+const [path, batches, perBatch, pauseMs] = process.argv.slice(2) as [string, string, string, string];
+const store = new DuckDbTranscriptStore(path, { logger: createLogger({ level: 'fatal', name: 'writer' }), maxHoldMs: 200 });
 await store.migrate();
 for (let b = 0; b < Number(batches); b++) {
   const us = Array.from({ length: Number(perBatch) }, (_, i) => utterance({ callSid: 'CAwriter', startMs: b * 100_000 + i * 10 }));
   await store.writeBatch(batchOf({ utterances: us }));
   console.log(`batch ${b}`);
-  await new Promise((r) => setTimeout(r, 30));
+  if (Number(pauseMs) > 0) await new Promise((r) => setTimeout(r, Number(pauseMs)));
 }
 console.log(`done ${store.opens}`);
 await store.close();

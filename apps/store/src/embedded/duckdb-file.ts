@@ -11,10 +11,11 @@ import { StoreError } from '../store-error.js';
  * so neither may hold it for long:
  * - operations run one at a time per process, through `use()`;
  * - the file is opened on demand and closed after `idleCloseMs` without use, and at the latest
- *   once it has been open `maxHoldMs` (then right after the current operation), so another
- *   process always gets a window even while this one is busy;
+ *   once it has been open `maxHoldMs` (then right after the current operation), and after such
+ *   a forced close it waits `yieldMs` before opening again, so another process always gets a
+ *   window even while this one is busy;
  * - an open that meets another process's lock retries with jittered backoff for up to
- *   `lockWaitMs`, then fails with a retriable error (the store app retries the batch; its
+ *   `lockWaitMs` (tries at most 50 ms apart, so it catches the other side's window), then fails with a retriable error (the store app retries the batch; its
  *   offsets are not committed, so nothing is lost).
  * Long reads (the export) are done in bounded chunks, each its own `use()`.
  *
@@ -25,6 +26,7 @@ export interface DuckDbFileOptions {
   readonly idleCloseMs?: number;
   readonly maxHoldMs?: number;
   readonly lockWaitMs?: number;
+  readonly yieldMs?: number;
   readonly logger: Logger;
 }
 
@@ -32,6 +34,7 @@ export class DuckDbFile {
   private instance: DuckDBInstance | undefined;
   private connection: DuckDBConnection | undefined;
   private openedAt = 0;
+  private yieldUntil = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   private tail: Promise<unknown> = Promise.resolve();
   private users = 0;
@@ -51,8 +54,10 @@ export class DuckDbFile {
       try {
         return await fn(connection);
       } finally {
-        if (Date.now() - this.openedAt >= (this.options.maxHoldMs ?? 1000)) this.release();
-        else this.idleTimer = setTimeout(() => void this.enqueue(async () => this.release()), this.options.idleCloseMs ?? 200);
+        if (Date.now() - this.openedAt >= (this.options.maxHoldMs ?? 1000)) {
+          this.release();
+          this.yieldUntil = Date.now() + (this.options.yieldMs ?? 100);
+        } else this.idleTimer = setTimeout(() => void this.enqueue(async () => this.release()), this.options.idleCloseMs ?? 200);
       }
     });
   }
@@ -64,6 +69,8 @@ export class DuckDbFile {
   }
 
   private async open(): Promise<DuckDBConnection> {
+    const wait = this.yieldUntil - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const deadline = Date.now() + (this.options.lockWaitMs ?? 15_000);
     let delay = 10;
     for (;;) {
@@ -88,7 +95,7 @@ export class DuckDbFile {
           );
         }
         await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
-        delay = Math.min(delay * 2, 200);
+        delay = Math.min(delay * 2, 50);
       }
     }
   }
