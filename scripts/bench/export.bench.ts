@@ -52,8 +52,9 @@ function generate(rows: number, tenants: number, dayStartMs: number): UtteranceR
       tokens: null,
       engine: 'moonshine',
       model: 'tiny',
-      speechEndedAtMs: dayStartMs + Math.floor((i / rows) * 86_400_000),
-      occurredAtMs: dayStartMs + Math.floor((i / rows) * 86_400_000) + 500,
+      // Spread over the day, every row inside it ([00:00, 24:00) UTC).
+      speechEndedAtMs: dayStartMs + Math.floor((i / rows) * 86_399_000),
+      occurredAtMs: dayStartMs + Math.floor((i / rows) * 86_399_000) + 500,
     });
   }
   return out;

@@ -8,8 +8,9 @@ import { UTTERANCE_COLUMNS } from '../../apps/export/src/utterances-feed.js';
 import { createLocalFeedStorage } from '../../apps/shared/src/adapters/local-feed-storage.js';
 import type { UtteranceRecognized } from '../../apps/shared/src/events.js';
 import type { FeedDayRef } from '../../apps/shared/src/ports/feed-storage.port.js';
+import type { TranscriptStore } from '../../apps/shared/src/ports/transcript-store.port.js';
 import { testConfig } from '../support/infra.js';
-import { batchOf, clickhouseTestStore, utterance } from '../support/store.js';
+import { batchOf, clickhouseTestStore, type DisposableStore, embeddedTestStore, utterance } from '../support/store.js';
 import { gunzipText, parseCsv, unneutralize } from './support.js';
 
 /**
@@ -67,57 +68,63 @@ const expected = (events: UtteranceRecognized[], tenant: string, date: string) =
       utterance_id: u.utteranceId,
     }));
 
-t.test('several days and tenants from real ClickHouse: row counts per file and content equal what was stored', async (t) => {
-  const ch = clickhouseTestStore();
-  t.teardown(() => ch.dispose());
-  await ch.store.migrate();
-  const events = fixture();
-  await ch.store.writeBatch(batchOf({ utterances: events }));
-  await ch.store.writeBatch(batchOf({ utterances: events.slice(0, 5) })); // a replay: duplicates collapse
-  const root = mkdtempSync(join(tmpdir(), 'earshot-export-int-'));
-  t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  const storage = createLocalFeedStorage(root);
+const adapters: [string, () => DisposableStore<TranscriptStore>][] = [
+  ['real ClickHouse', () => clickhouseTestStore()],
+  ['the embedded DuckDB store', () => embeddedTestStore()],
+];
 
-  for (const [d, date] of DAYS.entries()) {
-    const summary = await exportDay({ source: ch.store, storage, date, maxFileBytes: 1 << 20 });
-    t.equal(summary.rows, events.filter((u) => new Date(u.occurredAtMs).toISOString().startsWith(date)).length, `${date} rows`);
-    t.equal(summary.tenants, d === 0 ? 2 : 3);
-    for (const [n, tenant] of TENANTS.entries()) {
-      const want = expected(events, tenant, date);
-      const jsonDay: FeedDayRef = { feed: 'utterances', version: '1', format: 'jsonl', date };
-      const csvDay: FeedDayRef = { ...jsonDay, format: 'csv' };
-      if (want.length === 0) {
-        t.same(await storage.listIntervals(tenant, jsonDay), [], `${tenant} has no ${date}`);
-        continue;
+for (const [name, create] of adapters)
+  t.test(`several days and tenants from ${name}: row counts per file and content equal what was stored`, async (t) => {
+    const ch = create();
+    t.teardown(() => ch.dispose());
+    await ch.store.migrate();
+    const events = fixture();
+    await ch.store.writeBatch(batchOf({ utterances: events }));
+    await ch.store.writeBatch(batchOf({ utterances: events.slice(0, 5) })); // a replay: duplicates collapse
+    const root = mkdtempSync(join(tmpdir(), 'earshot-export-int-'));
+    t.teardown(() => rmSync(root, { recursive: true, force: true }));
+    const storage = createLocalFeedStorage(root);
+
+    for (const [d, date] of DAYS.entries()) {
+      const summary = await exportDay({ source: ch.store, storage, date, maxFileBytes: 1 << 20 });
+      t.equal(summary.rows, events.filter((u) => new Date(u.occurredAtMs).toISOString().startsWith(date)).length, `${date} rows`);
+      t.equal(summary.tenants, d === 0 ? 2 : 3);
+      for (const [n, tenant] of TENANTS.entries()) {
+        const want = expected(events, tenant, date);
+        const jsonDay: FeedDayRef = { feed: 'utterances', version: '1', format: 'jsonl', date };
+        const csvDay: FeedDayRef = { ...jsonDay, format: 'csv' };
+        if (want.length === 0) {
+          t.same(await storage.listIntervals(tenant, jsonDay), [], `${tenant} has no ${date}`);
+          continue;
+        }
+        t.same(await storage.listIntervals(tenant, jsonDay), ['hr=00', 'hr=06', 'hr=23']);
+        const jsonRows: unknown[] = [];
+        for (const file of await storage.listFiles(tenant, jsonDay)) {
+          const opened = await storage.openFile(tenant, jsonDay, file.fileName);
+          const chunks: Buffer[] = [];
+          for await (const c of opened?.body ?? []) chunks.push(c as Buffer);
+          const lines = gunzipText(Buffer.concat(chunks)).split('\n').filter(Boolean);
+          t.equal(lines.length, n + d + 1, `${tenant} ${date} ${file.interval}: rows in the file`);
+          jsonRows.push(...lines.map((l) => JSON.parse(l)));
+        }
+        t.same(jsonRows, want, `${tenant} ${date} jsonl equals the store`);
+        const csvRows: string[][] = [];
+        for (const file of await storage.listFiles(tenant, csvDay)) {
+          const opened = await storage.openFile(tenant, csvDay, file.fileName);
+          const chunks: Buffer[] = [];
+          for await (const c of opened?.body ?? []) chunks.push(c as Buffer);
+          const records = parseCsv(gunzipText(Buffer.concat(chunks)));
+          t.same(records[0], [...UTTERANCE_COLUMNS]);
+          csvRows.push(...records.slice(1));
+        }
+        t.same(
+          csvRows.map((r) => r.map(unneutralize)),
+          want.map((row) => UTTERANCE_COLUMNS.map((c) => String(row[c]))),
+          `${tenant} ${date} csv equals the store`,
+        );
       }
-      t.same(await storage.listIntervals(tenant, jsonDay), ['hr=00', 'hr=06', 'hr=23']);
-      const jsonRows: unknown[] = [];
-      for (const file of await storage.listFiles(tenant, jsonDay)) {
-        const opened = await storage.openFile(tenant, jsonDay, file.fileName);
-        const chunks: Buffer[] = [];
-        for await (const c of opened?.body ?? []) chunks.push(c as Buffer);
-        const lines = gunzipText(Buffer.concat(chunks)).split('\n').filter(Boolean);
-        t.equal(lines.length, n + d + 1, `${tenant} ${date} ${file.interval}: rows in the file`);
-        jsonRows.push(...lines.map((l) => JSON.parse(l)));
-      }
-      t.same(jsonRows, want, `${tenant} ${date} jsonl equals the store`);
-      const csvRows: string[][] = [];
-      for (const file of await storage.listFiles(tenant, csvDay)) {
-        const opened = await storage.openFile(tenant, csvDay, file.fileName);
-        const chunks: Buffer[] = [];
-        for await (const c of opened?.body ?? []) chunks.push(c as Buffer);
-        const records = parseCsv(gunzipText(Buffer.concat(chunks)));
-        t.same(records[0], [...UTTERANCE_COLUMNS]);
-        csvRows.push(...records.slice(1));
-      }
-      t.same(
-        csvRows.map((r) => r.map(unneutralize)),
-        want.map((row) => UTTERANCE_COLUMNS.map((c) => String(row[c]))),
-        `${tenant} ${date} csv equals the store`,
-      );
     }
-  }
-});
+  });
 
 function earshot(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
