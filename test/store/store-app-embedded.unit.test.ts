@@ -1,0 +1,34 @@
+import t from 'tap';
+import { TOPICS } from '../../apps/shared/src/topics.js';
+import { startStoreApp } from '../../apps/store/main.js';
+import { DuckDbTranscriptStore } from '../../apps/store/src/embedded/duckdb-transcript-store.js';
+import { embeddedStoreFile } from '../../apps/store/src/transcript-store.js';
+import { testLogger } from '../support/infra.js';
+import { testRuntime } from '../support/runtime.js';
+import { utterance } from '../support/store.js';
+import { waitFor } from '../support/wait.js';
+
+/** Embedded mode (`npm start`): the in-process log and the DuckDB file under EARSHOT_DATA_DIR, kept across a restart. */
+t.test('embedded mode: the store app writes the DuckDB file under the data dir, and it survives a restart', async (t) => {
+  const runtime = await testRuntime({ env: { EARSHOT_STORE_BATCH_MAX_WAIT_MS: '50', EARSHOT_LOG_LEVEL: 'fatal' } });
+  t.teardown(() => runtime.cleanup());
+  t.match(embeddedStoreFile(runtime.config), /\/store\/transcripts\.duckdb$/);
+  const app = await startStoreApp(runtime); // opens its own store from config: embedded mode → DuckDB
+  t.match(app.describe, /^embedded DuckDB .*transcripts\.duckdb, batches of up to 1000 records or 50 ms$/);
+  const us = Array.from({ length: 30 }, (_, i) => utterance({ callSid: 'CAembedded', startMs: i * 700 }));
+  await runtime.eventLog.produce(
+    TOPICS.utterances,
+    [...us, ...us.slice(0, 10)].map((u) => ({ key: u.callSid, value: u })),
+  );
+  await waitFor('30 utterances stored', async () => (await app.store.callMessages('tenant-a', 'CAembedded', 100)).length === 30);
+  await app.stop();
+
+  // "Restart": a new store on the same file sees everything.
+  const reopened = new DuckDbTranscriptStore(embeddedStoreFile(runtime.config), { logger: testLogger });
+  t.teardown(() => reopened.close());
+  await reopened.migrate();
+  t.same(
+    (await reopened.callMessages('tenant-a', 'CAembedded', 100)).map((u) => u.startMs),
+    us.map((u) => u.startMs),
+  );
+});
