@@ -99,3 +99,15 @@ t.test('two export nodes on one directory: only one exports the day; a crashed c
   t.match(await ledger.claim('2026-11-27', 'node-3', now + 63_000, 60_000), { claimed: false, reason: 'done' });
   t.same(await ledger.claim('2026-11-27', 'node-3', now + 63_000, 60_000, { force: true }), { claimed: true }, 'a rerun by hand');
 });
+
+t.test('export settings are validated with precise messages', async (t) => {
+  const { loadEarshotConfig } = await import('../../apps/shared/src/config.js');
+  t.equal(loadEarshotConfig({ env: {} }).EARSHOT_EXPORT_AT_UTC, '02:00');
+  t.throws(() => loadEarshotConfig({ env: { EARSHOT_EXPORT_AT_UTC: '2:00' } }), /EARSHOT_EXPORT_AT_UTC: HH:MM in UTC/);
+  t.throws(() => loadEarshotConfig({ env: { EARSHOT_EXPORT_AT_UTC: '24:00' } }), /EARSHOT_EXPORT_AT_UTC/);
+  t.throws(
+    () => loadEarshotConfig({ env: { EARSHOT_EXPORT_URL_BASE: 'https://x.example/path' } }),
+    /EARSHOT_EXPORT_URL_BASE: http\(s\):\/\/ and a host, no path/,
+  );
+  t.throws(() => loadEarshotConfig({ env: { EARSHOT_EXPORT_URL_TTL_S: '5' } }), /EARSHOT_EXPORT_URL_TTL_S/);
+});
