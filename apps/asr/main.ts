@@ -2,6 +2,7 @@ import { createLocalRecordingStore, recordingsDir } from '../shared/src/adapters
 import type { RecordingStore } from '../shared/src/ports/recording-store.port.js';
 import type { Runtime } from '../shared/src/runtime.js';
 import { startAsr } from './src/consumer/asr-consumer.js';
+import { endpointingFromConfig } from './src/engine/endpointer.js';
 import { createMoonshineEngine } from './src/engine/moonshine-engine.js';
 import type { SpeechEngine } from './src/engine/speech-engine.port.js';
 
@@ -27,6 +28,7 @@ export async function startAsrApp(
       modelsDir: config.EARSHOT_MODELS_DIR,
       workers: config.EARSHOT_ASR_WORKERS,
       maxQueue: config.EARSHOT_ASR_MAX_QUEUE,
+      endpointing: endpointingFromConfig(config),
     });
   await engine.ready(); // fail at start-up, not on the first call, if the models are missing
   // Recordings (audioRecordingAllowed): EARSHOT_RECORDINGS_DIR unless the caller brings another store.

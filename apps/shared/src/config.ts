@@ -82,6 +82,11 @@ export const configSchema = z
       .default(join(homedir(), '.cache', 'earshot', 'models')),
     EARSHOT_ASR_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
     EARSHOT_ASR_MAX_QUEUE: z.coerce.number().int().min(1).max(10_000).default(64),
+    // Endpointing (issue 8), for `earshot start` and `earshot transcribe` alike; unset = the
+    // engine's defaults (apps/asr/src/engine/endpointer.ts: 500 ms silence, 200 ms trailing pad).
+    // Shorter silence = sooner text but more sentences split (WER in docs/benchmarks.md).
+    EARSHOT_ASR_MIN_SILENCE_MS: z.coerce.number().int().min(100).max(5000).optional(),
+    EARSHOT_ASR_TRAILING_PAD_MS: z.coerce.number().int().min(0).max(5000).optional(),
     EARSHOT_STOP_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
     // Recordings (audioRecordingAllowed, SPEC §6): directory (default <EARSHOT_DATA_DIR>/recordings) and cap per session.
     EARSHOT_RECORDINGS_DIR: z.string().min(1).optional(),

@@ -220,7 +220,7 @@ t.test('a decode refused (full model queue) mid-push fails that push only, and n
   const slowVad = {
     // A macrotask per window, as onnxruntime's async run: a rejection left unhandled across it would end the process.
     probability: (state: unknown, window: Float32Array) =>
-      new Promise<number>((r) => setImmediate(() => fakeVad.probability(state, window).then(r))),
+      new Promise<number>((r) => setImmediate(() => fakeVad.probability(state as never, window).then(r))),
   } as unknown as SileroVad;
   const backend: StreamBackend = {
     vad: async () => slowVad,

@@ -124,6 +124,8 @@ export async function startAsr(
       partitions.set(p, state);
     }
     metrics.partitions.set(partitions.size);
+    // Which node owns which calls is operational knowledge (and what fault tests look up).
+    log.info({ partitions: [...mine].sort((a, b) => a - b) }, 'asr.partitions_assigned');
   }
 
   async function handle(batch: RecordBatch): Promise<void> {

@@ -49,7 +49,9 @@ export async function transcribeCommand(argv: string[], loadConfig: () => Config
   });
   // Imported here, not at the top: onnxruntime's native library loads only for this command.
   const { createMoonshineEngine } = await import('../../../asr/src/engine/moonshine-engine.js');
-  const engine = createMoonshineEngine({ modelsDir: paths.dir });
+  const { endpointingFromConfig } = await import('../../../asr/src/engine/endpointer.js');
+  // The live path's endpointing settings (EARSHOT_ASR_MIN_SILENCE_MS, ...): same utterances offline.
+  const engine = createMoonshineEngine({ modelsDir: paths.dir, endpointing: endpointingFromConfig(config) });
   try {
     const results = await Promise.all(
       channels.map(async (mulaw, channel) => {
