@@ -72,7 +72,8 @@ export class StoreConsumer {
     } else {
       this.timer ??= setTimeout(() => {
         this.timer = undefined;
-        void this.flush();
+        // Failures are logged by the write loop; one can only escape it during shutdown.
+        this.flush().catch(() => undefined);
       }, this.options.maxWaitMs);
     }
   }
