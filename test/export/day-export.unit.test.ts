@@ -297,3 +297,44 @@ t.test('storage refuses names that could leave the tree', async (t) => {
   await replacement.abort();
   await t.rejects(storage.replaceDay('utterances', '1', '2026-13-01'), /invalid day/);
 });
+
+t.test('a storage that fails mid-file makes the run fail (no hang, no crash) and aborts the day', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'earshot-export-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const real = createLocalFeedStorage(root);
+  let aborted = false;
+  const failing: FeedStorage = {
+    ...real,
+    async replaceDay(feed, version, date) {
+      const replacement = await real.replaceDay(feed, version, date);
+      return {
+        createFile: (tenantId, format, interval, fileName) => {
+          const file = replacement.createFile(tenantId, format, interval, fileName);
+          if (format !== 'csv') return file;
+          // The disk fills up after the first chunk of this file.
+          let seen = 0;
+          const done = new Promise<void>((_, reject) => {
+            file.stream.on('data', () => {
+              seen += 1;
+              if (seen === 1) reject(new Error('ENOSPC: no space left on device'));
+            });
+          });
+          done.catch(() => file.stream.destroy());
+          return { stream: file.stream, done };
+        },
+        commit: () => replacement.commit(),
+        abort: async () => {
+          aborted = true;
+          await replacement.abort();
+        },
+      };
+    },
+  };
+  const rows = Array.from({ length: 3000 }, (_, i) =>
+    stored({ tenantId: A, occurredAtMs: D1 + i * 1000, text: `row ${i} ${'y'.repeat(200)}` }),
+  );
+  await t.rejects(exportDay({ source: memorySource(rows), storage: failing, date: '2026-11-25', maxFileBytes: 1 << 20 }), /ENOSPC/);
+  t.ok(aborted);
+  t.same(await real.listDates(A, 'utterances', '1', 'jsonl'), []);
+  t.same(tree(join(root, '.staging')), []);
+});

@@ -139,6 +139,8 @@ class FeedFileWriter {
   private readonly gzip: Gzip;
   private readonly stored: { stream: Writable; done: Promise<void> };
   private compressedBytes = 0;
+  /** Rejects when gzip or the storage fails; every wait races it, so a failure never leaves a wait hanging. */
+  private readonly failed: Promise<never>;
 
   constructor(replacement: DayReplacement, tenantId: string, format: FeedFormat, hour: number, fileName: string) {
     this.stored = replacement.createFile(tenantId, format, `hr=${String(hour).padStart(2, '0')}`, fileName);
@@ -147,7 +149,11 @@ class FeedFileWriter {
       this.compressedBytes += chunk.length;
     });
     this.gzip.pipe(this.stored.stream);
-    this.stored.done.catch((error) => this.gzip.destroy(error));
+    this.failed = new Promise<never>((_, reject) => {
+      this.gzip.once('error', reject);
+      this.stored.done.catch(reject);
+    });
+    this.failed.catch(() => {}); // observed through the races below
   }
 
   async write(text: string): Promise<void> {
@@ -160,13 +166,13 @@ class FeedFileWriter {
     const chunk = this.pending;
     this.pending = '';
     if (chunk.length === 0) return;
-    if (!this.gzip.write(chunk)) await Promise.race([once(this.gzip, 'drain'), this.stored.done.then(() => {})]);
+    if (!this.gzip.write(chunk)) await Promise.race([once(this.gzip, 'drain'), this.failed]);
   }
 
   async end(): Promise<number> {
     await this.flush();
     this.gzip.end();
-    await this.stored.done;
+    await Promise.race([this.stored.done, this.failed]);
     return this.compressedBytes;
   }
 

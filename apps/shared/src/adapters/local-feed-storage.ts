@@ -172,6 +172,7 @@ async function replaceDay(root: string, feed: string, version: string, date: str
       files += 1;
       const dir = join(stageRoot, tenant, feed, version, format, date, interval);
       const stream = new PassThrough();
+      stream.on('error', () => {}); // a failed write reaches the writer through `done`
       const done = (async () => {
         await mkdir(dir, { recursive: true, mode: 0o700 });
         const handle = await open(join(dir, fileName), 'wx', 0o600);
