@@ -221,6 +221,36 @@ t.test('OAuth2 client_credentials', async (t) => {
     t.equal(oauth.tokenRequests, before + 2, 'the first token and one refresh');
   });
 
+  await t.test('a token is fetched again before it expires, not after a 401', async (t) => {
+    const shortLived = await startOAuthServer(serverCert, client, 2); // 2 s tokens: refreshed 0.2 s early
+    t.teardown(() => shortLived.close());
+    const strict = await receiver({ cert: serverCert.cert, key: serverCert.key }, async (r) => {
+      const token = /^Bearer (.+)$/.exec(String(r.headers.authorization ?? ''))?.[1];
+      return token && (await shortLived.check(token)) ? 200 : 401;
+    });
+    const tenant = await h.tenant(strict.url, { ...auth, oauthTokenUrl: shortLived.tokenUrl });
+    const call = callSid();
+    await h.utter(tenant, call, 1);
+    await h.finals(tenant, 1);
+    await new Promise((r) => setTimeout(r, 2000)); // the first token has expired by now
+    await h.utter(tenant, call, 2);
+    const all = await h.finals(tenant, 2);
+    t.same(
+      all.map((d) => d.outcome),
+      ['delivered', 'delivered'],
+    );
+    t.equal(shortLived.tokenRequests, 2, 'a second token');
+    t.equal(strict.received.length, 2, 'fetched ahead of expiry: the target never saw the expired token');
+  });
+
+  await t.test('a token endpoint that is down is reported as a connection error naming it', async (t) => {
+    const tenant = await h.tenant(target.url, { ...auth, oauthTokenUrl: 'https://127.0.0.1:1/token' });
+    await h.utter(tenant, callSid(), 1);
+    const [outcome] = await h.finals(tenant, 1);
+    t.equal(outcome?.outcome, 'connection_error');
+    t.match(outcome?.error, /^oauth2 token endpoint https:\/\/127\.0\.0\.1:1\/token: .*ECONNREFUSED/);
+  });
+
   await t.test('a wrong client secret is reported clearly and nothing reaches the target', async (t) => {
     const before = target.received.length;
     const tenant = await h.tenant(target.url, { ...auth, oauthClientSecret: 'not-the-secret' });

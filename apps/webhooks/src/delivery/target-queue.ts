@@ -181,7 +181,13 @@ export class TargetQueue {
   private async deliver(m: QueuedMessage): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const startedAt = this.now();
-      const result = await this.sender.attempt(m.body, m.utteranceId);
+      // A sender reports failures as results; anything it throws is still recorded, never lost.
+      const result = await this.sender.attempt(m.body, m.utteranceId).catch((error: unknown) => ({
+        outcome: 'connection_error' as const,
+        httpStatus: null,
+        error: `unexpected: ${(error as Error)?.message ?? String(error)}`.slice(0, 500),
+        retriable: false,
+      }));
       const final = result.outcome === 'delivered' || !result.retriable || attempt > this.retries;
       this.sink(
         m,
