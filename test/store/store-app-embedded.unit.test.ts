@@ -32,3 +32,29 @@ t.test('embedded mode: the store app writes the DuckDB file under the data dir, 
     us.map((u) => u.startMs),
   );
 });
+
+t.test('an event whose values do not fit the table is skipped, counted and logged; the rest is stored and committed', async (t) => {
+  const runtime = await testRuntime({ env: { EARSHOT_STORE_BATCH_MAX_WAIT_MS: '50', EARSHOT_LOG_LEVEL: 'fatal' } });
+  t.teardown(() => runtime.cleanup());
+  const app = await startStoreApp(runtime, { groupId: 'store-reject' });
+  t.teardown(() => app.stop());
+  const good = [0, 1, 2].map((i) => utterance({ callSid: 'CAreject', startMs: i * 1000 }));
+  const bad = [
+    utterance({ callSid: 'CAreject', startMs: -1 }), // valid Avro (int), but not a position in the stream
+    utterance({ callSid: 'CAreject', startMs: 5000, occurredAtMs: -20 }),
+  ];
+  await runtime.eventLog.produce(
+    TOPICS.utterances,
+    [good[0], bad[0], good[1], bad[1], good[2]].map((u) => ({ key: 'CAreject', value: u as (typeof good)[0] })),
+  );
+  await waitFor('the good ones stored', async () => (await app.store.callMessages('tenant-a', 'CAreject', 100)).length === 3);
+  const metrics = await runtime.metrics.metrics();
+  t.match(metrics, /earshot_store_rejected_records_total\{topic="utterances",app="test"\} 2/);
+  const consumer = runtime.eventLog.createConsumer({ groupId: 'store-reject', topics: [TOPICS.utterances] });
+  await waitFor('all five offsets committed', async () => {
+    let sum = 0;
+    for (let p = 0; p < runtime.config.EARSHOT_TOPIC_PARTITIONS; p++)
+      sum += (await consumer.committed({ topic: TOPICS.utterances.name, partition: p })) ?? 0;
+    return sum === 5;
+  });
+});

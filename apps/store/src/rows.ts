@@ -214,3 +214,36 @@ export const UTTERANCE_COLUMNS = [
 
 /** Export windows: one hour per query keeps memory bounded on a day of millions of rows. */
 export const EXPORT_CHUNK_MS = 3_600_000;
+
+const U32 = 0xffff_ffff;
+const isUInt = (n: unknown, max: number): boolean => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= max;
+// DateTime (seconds, UInt32) ends in 2106: later event times cannot be partitioned.
+const isEventTime = (ms: unknown): boolean => isUInt(ms, U32 * 1000);
+
+/**
+ * Why an event cannot become a row (a value outside its column's type), or null. Such an
+ * event is skipped and counted instead of being retried for ever: one bad record must not
+ * stop the store for everyone.
+ */
+export function rowProblem(kind: 'utterances' | 'sessions' | 'deliveries' | 'audit', value: unknown): string | null {
+  const v = value as Record<string, unknown>;
+  if (typeof v !== 'object' || v === null) return 'not an event';
+  if (!isEventTime(v.occurredAtMs)) return 'occurredAtMs out of range';
+  const ids =
+    kind === 'audit'
+      ? ['eventId', 'appId']
+      : kind === 'utterances'
+        ? ['eventId', 'utteranceId', 'tenantId', 'callSid']
+        : ['eventId', 'tenantId', 'callSid'];
+  for (const id of ids) if (typeof v[id] !== 'string' || v[id] === '') return `${id} missing`;
+  if (kind === 'utterances') {
+    if (!isUInt(v.startMs, U32) || !isUInt(v.endMs, U32)) return 'startMs/endMs out of range';
+    if (!isEventTime(v.speechEndedAtMs)) return 'speechEndedAtMs out of range';
+  }
+  if (kind === 'deliveries') {
+    if (v.httpStatus !== null && !isUInt(v.httpStatus, 0xffff)) return 'httpStatus out of range';
+    if (!isUInt(v.attempt, 0xffff)) return 'attempt out of range';
+    if (typeof v.latencyMs !== 'number' || !Number.isFinite(v.latencyMs) || v.latencyMs < 0) return 'latencyMs out of range';
+  }
+  return null;
+}

@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, type Registry } from '../../../shared/src/me
 import type { CommitOffset, EventLog, EventLogConsumer, LogRecord, RecordBatch } from '../../../shared/src/ports/event-log.port.js';
 import type { StoreBatch, TranscriptStore } from '../../../shared/src/ports/transcript-store.port.js';
 import { TOPICS, type TopicSpec } from '../../../shared/src/topics.js';
+import { rowProblem } from '../rows.js';
 
 /**
  * The store app's batching consumer (SPEC §9): reads utterances, sessions, deliveries and
@@ -126,12 +127,27 @@ export class StoreConsumer {
   }
 
   private toStoreBatch(records: readonly LogRecord[]): StoreBatch {
-    const pick = <T>(topic: TopicSpec<T>) => records.filter((r) => r.topic === topic.name).map((r) => r.value as T);
+    const pick = <T>(topic: TopicSpec<T>, kind: 'utterances' | 'sessions' | 'deliveries' | 'audit') =>
+      records
+        .filter((r) => {
+          if (r.topic !== topic.name) return false;
+          const problem = rowProblem(kind, r.value);
+          if (problem === null) return true;
+          // Skipped (and committed with the rest): retrying cannot make it fit. Ids only, never text.
+          this.m.rejected.inc({ topic: kind });
+          const v = r.value as { eventId?: unknown; callSid?: unknown };
+          this.options.logger.error(
+            { topic: r.topic, partition: r.partition, offset: r.offset, eventId: v?.eventId, callSid: v?.callSid, problem },
+            'store.record_rejected',
+          );
+          return false;
+        })
+        .map((r) => r.value as T);
     return {
-      utterances: pick(this.topics.utterances),
-      sessions: pick(this.topics.sessions),
-      deliveries: pick(this.topics.deliveries),
-      audit: pick(this.topics.audit),
+      utterances: pick(this.topics.utterances, 'utterances'),
+      sessions: pick(this.topics.sessions, 'sessions'),
+      deliveries: pick(this.topics.deliveries, 'deliveries'),
+      audit: pick(this.topics.audit, 'audit'),
     };
   }
 
@@ -200,6 +216,16 @@ function storeMetrics(registry: Registry) {
           name: 'earshot_store_write_seconds',
           help: 'Time to write one batch (successful writes)',
           buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+          registers,
+        }),
+    ),
+    rejected: once(
+      'earshot_store_rejected_records_total',
+      () =>
+        new Counter({
+          name: 'earshot_store_rejected_records_total',
+          help: 'Events skipped because a value does not fit its column (logged with their ids)',
+          labelNames: ['topic'],
           registers,
         }),
     ),
