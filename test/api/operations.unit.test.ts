@@ -181,6 +181,7 @@ t.test('openapi.json is an OpenAPI 3.1 document covering every route, with compi
     Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`),
   );
   t.same(operations.sort(), [
+    'GET /fileexporter/v1/download/{token}',
     'GET /healthz',
     'GET /metrics',
     'GET /mg-autotranscribe/v1/recordings',
@@ -188,6 +189,9 @@ t.test('openapi.json is an OpenAPI 3.1 document covering every route, with compi
     `GET ${STREAM_URL}`,
     'GET /openapi.json',
     'GET /readyz',
+    ...['getfeedfile', 'listfeeddates', 'listfeedfiles', 'listfeedformats', 'listfeedintervals', 'listfeeds', 'listfeedversions'].map(
+      (name) => `POST /fileexporter/v1/static/${name}`,
+    ),
     `POST ${START}`,
     `POST ${STOP}`,
   ]);
@@ -196,7 +200,8 @@ t.test('openapi.json is an OpenAPI 3.1 document covering every route, with compi
   for (const [path, item] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(item)) {
       t.ok(op.responses['200'], `${method} ${path} documents 200`);
-      t.equal(op.security.length > 0, path.startsWith('/mg-autotranscribe/'), `${method} ${path} security`);
+      const protectedPath = ['/mg-autotranscribe/', '/fileexporter/v1/static/'].some((prefix) => path.startsWith(prefix));
+      t.equal(op.security.length > 0, protectedPath, `${method} ${path} security`);
     }
   }
   t.same(
