@@ -28,7 +28,14 @@ if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
 fi
 
 mkdir -p "$(dirname "$VENV")"
-[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV" >&2
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2
+# A venv whose interpreter no longer runs (Python upgraded or removed) is rebuilt.
+if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV" >&2
+fi
+if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2; then
+  echo "install-schemathesis: pip could not install schemathesis==$SCHEMATHESIS_VERSION from PyPI into $VENV (network? see above)" >&2
+  exit 1
+fi
 "$ST" --version >&2
 echo "$ST"
