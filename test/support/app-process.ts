@@ -35,8 +35,8 @@ export async function startAppProcess(
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`'earshot start --apps ${apps}' not ready after ${options.timeoutMs ?? 60_000} ms:\n${output}`)),
-      options.timeoutMs ?? 60_000,
+      () => reject(new Error(`'earshot start --apps ${apps}' not ready after ${options.timeoutMs ?? 180_000} ms:\n${output}`)),
+      options.timeoutMs ?? 180_000,
     );
     const onData = (d: Buffer) => {
       output += d;

@@ -12,11 +12,15 @@ export const testConfig = loadEarshotConfig();
 export const testLogger = createLogger({ level: 'warn', name: 'test' });
 
 /** `namespace` isolates a test's topics and groups from every other test on the shared broker. */
-export function kafkaEventLog(partitions: number, namespace?: string): EventLog {
+export function kafkaEventLog(
+  partitions: number,
+  namespace?: string,
+  servers: { brokers?: string; schemaRegistryUrl?: string } = {},
+): EventLog {
   return createKafkaEventLog({
-    brokers: testConfig.EARSHOT_KAFKA_BROKERS.split(','),
+    brokers: (servers.brokers ?? testConfig.EARSHOT_KAFKA_BROKERS).split(','),
     clientId: 'earshot-test',
-    schemaRegistryUrl: testConfig.EARSHOT_SCHEMA_REGISTRY_URL,
+    schemaRegistryUrl: servers.schemaRegistryUrl ?? testConfig.EARSHOT_SCHEMA_REGISTRY_URL,
     partitions,
     logger: testLogger,
     fetchMaxWaitMs: 50,

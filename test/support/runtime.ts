@@ -34,7 +34,10 @@ export async function testRuntime(
   const config = loadEarshotConfig({ env });
   const logger = createLogger({ level: config.EARSHOT_LOG_LEVEL, name: 'test' });
   const eventLog = options.kafka
-    ? kafkaEventLog(config.EARSHOT_TOPIC_PARTITIONS, config.EARSHOT_KAFKA_NAMESPACE)
+    ? kafkaEventLog(config.EARSHOT_TOPIC_PARTITIONS, config.EARSHOT_KAFKA_NAMESPACE, {
+        brokers: options.env?.EARSHOT_KAFKA_BROKERS,
+        schemaRegistryUrl: options.env?.EARSHOT_SCHEMA_REGISTRY_URL,
+      })
     : createEmbeddedEventLog({ dataDir: null, partitions: config.EARSHOT_TOPIC_PARTITIONS, logger, pollIntervalMs: 50 });
   const runtime = await createRuntime(config, { logger, eventLog, name: 'test' });
   return {

@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
@@ -119,8 +120,13 @@ export async function startTopology(
     if (!p) throw new Error(`no ${app} process is running`);
     return p;
   };
+  // The API keeps one port across restarts, as behind a load balancer: clients keep their URL.
+  const apiPort = String(await freePort());
   const start = async (app: GatewayApp, extra: Record<string, string> = {}): Promise<AppProcess> => {
-    const appEnv = app === 'api' ? { ...env, EARSHOT_INGEST_PUBLIC_URL: first('ingest').url('ingest'), ...extra } : { ...env, ...extra };
+    const appEnv =
+      app === 'api'
+        ? { ...env, EARSHOT_API_PORT: apiPort, EARSHOT_INGEST_PUBLIC_URL: first('ingest').url('ingest'), ...extra }
+        : { ...env, ...extra };
     const started = await startAppProcess(app, appEnv);
     processes.set(app, [...(processes.get(app) ?? []), started]);
     return started;
@@ -158,6 +164,7 @@ export async function startTopology(
         inbound: new Uint8Array(readFileSync(customer.mulaw)),
         outbound: new Uint8Array(readFileSync(agent.mulaw)),
         speed: o.speed ?? 2,
+        apiRetryMs: 180_000, // an API node restarting (fault tests) keeps its address
       });
       return { callSid, done };
     },
@@ -194,4 +201,12 @@ export async function waitStored(topology: Topology, callSid: string, timeoutMs 
     timeoutMs,
   );
   return topology.stored(callSid);
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

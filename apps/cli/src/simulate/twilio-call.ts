@@ -32,6 +32,11 @@ export interface SimulatedCallOptions {
   readonly startBody?: Readonly<Record<string, unknown>>;
   /** Private CA for https/wss with a self-signed certificate. */
   readonly ca?: Buffer;
+  /**
+   * Retry start/stop-streaming refused at the connection level (an API node restarting behind
+   * its address) for up to this long, as a backend behind a load balancer would. Default 0.
+   */
+  readonly apiRetryMs?: number;
   /** Called for each frame sent, with the wall-clock time (for latency measurements). */
   readonly onFrame?: (track: 'inbound' | 'outbound', chunk: number, mediaMs: number) => void;
 }
@@ -71,14 +76,18 @@ export async function simulateCall(o: SimulatedCallOptions): Promise<SimulatedCa
   let start: SimulatedCallResult['start'] = null;
   let stop: SimulatedCallResult['stop'] = null;
   const callStart = async () => {
-    start = await httpJson('POST', `${o.apiUrl}/mg-autotranscribe/v1/start-streaming`, { headers, body: startBody, ca: o.ca });
+    start = await retryRefused(o.apiRetryMs ?? 0, () =>
+      httpJson('POST', `${o.apiUrl}/mg-autotranscribe/v1/start-streaming`, { headers, body: startBody, ca: o.ca }),
+    );
   };
   const callStop = async () => {
-    stop = await httpJson('POST', `${o.apiUrl}/mg-autotranscribe/v1/stop-streaming`, {
-      headers,
-      body: { namespace: 'twilio', guid: callSid },
-      ca: o.ca,
-    });
+    stop = await retryRefused(o.apiRetryMs ?? 0, () =>
+      httpJson('POST', `${o.apiUrl}/mg-autotranscribe/v1/stop-streaming`, {
+        headers,
+        body: { namespace: 'twilio', guid: callSid },
+        ca: o.ca,
+      }),
+    );
   };
   const startAt = o.startAtMs === undefined ? 0 : o.startAtMs;
   if (startAt === 0) await callStart();
@@ -150,4 +159,18 @@ export async function simulateCall(o: SimulatedCallOptions): Promise<SimulatedCa
   ws.close(1000);
   await closed;
   return { callSid, streamSid, framesSent: sent, mediaMs: frames * FRAME_MS, wallMs: Date.now() - began, start, stop };
+}
+
+/** Runs `request`, retrying while the connection is refused or reset, until `forMs` have passed. */
+async function retryRefused<T>(forMs: number, request: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + forMs;
+  for (;;) {
+    try {
+      return await request();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if ((code !== 'ECONNREFUSED' && code !== 'ECONNRESET') || Date.now() >= deadline) throw error;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }

@@ -1,0 +1,46 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Prints the table of docs/reliability.md from the fault suite's results
+ * (`.earshot/reliability/results.jsonl`, one JSON line per scenario run, written by
+ * test/faults/support/scenario.ts): the latest run of each scenario.
+ *
+ *   node --import tsx scripts/faults/reliability-table.ts
+ */
+interface Outcome {
+  scenario: string;
+  calls: number;
+  expected: number;
+  stored: number;
+  lost: number;
+  duplicated: number;
+  delivered: number;
+  redelivered: number;
+  recoveryMs: number | null;
+  wer: { customer: number; agent: number };
+  at: string;
+}
+
+const file = join(new URL('../../', import.meta.url).pathname, '.earshot/reliability/results.jsonl');
+if (!existsSync(file)) {
+  console.error(`no results yet: run the fault suite first (npm test -- test/faults), which writes ${file}`);
+  process.exit(1);
+}
+const latest = new Map<string, Outcome>();
+for (const line of readFileSync(file, 'utf8').split('\n')) {
+  if (!line.trim()) continue;
+  const outcome = JSON.parse(line) as Outcome;
+  latest.set(outcome.scenario, outcome);
+}
+const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+console.log(
+  '| scenario | calls | utterances expected | stored | lost | duplicated | webhook: delivered (redelivered) | recovery | WER customer / agent | run at |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|');
+for (const o of latest.values()) {
+  const recovery = o.recoveryMs === null ? '—' : `${(o.recoveryMs / 1000).toFixed(1)} s`;
+  console.log(
+    `| ${o.scenario} | ${o.calls} | ${o.expected} | ${o.stored} | ${o.lost} | ${o.duplicated} | ${o.delivered} (${o.redelivered}) | ${recovery} | ${pct(o.wer.customer)} / ${pct(o.wer.agent)} | ${o.at.slice(0, 16)} |`,
+  );
+}

@@ -1,0 +1,139 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import kafkajs from 'kafkajs';
+import type { Test } from 'tap';
+import type { AppProcess } from '../../support/app-process.js';
+import { type StoredRow, type Topology, waitStored } from '../../support/topology.js';
+import { sleep } from '../../support/wait.js';
+
+/**
+ * One fault scenario of SPEC §9's promise: a live call runs through the distributed
+ * topology while `fault` disturbs it; afterwards the call's utterances in ClickHouse are
+ * compared with the corpus (count, distinct ids, WER against the undisturbed baseline) and
+ * with what the webhook received. Each outcome is appended as a JSON line to
+ * `.earshot/reliability/results.jsonl`, from which docs/reliability.md's table is made
+ * (`node --import tsx scripts/faults/reliability-table.ts`).
+ */
+const ROOT = new URL('../../../', import.meta.url).pathname;
+export const RESULTS_FILE = join(ROOT, '.earshot/reliability/results.jsonl');
+
+export interface Outcome {
+  readonly scenario: string;
+  readonly calls: number;
+  readonly expected: number;
+  readonly stored: number;
+  readonly lost: number;
+  readonly duplicated: number;
+  /** Webhook posts of the call (distinct utterances; a redelivery after a crash counts once here). */
+  readonly delivered: number;
+  readonly redelivered: number;
+  /** From the fault until the store gained a new utterance of the call again (null: no fault or nothing after it). */
+  readonly recoveryMs: number | null;
+  readonly wer: { readonly customer: number; readonly agent: number };
+  readonly at: string;
+}
+
+export interface FaultContext {
+  readonly topology: Topology;
+  readonly callSid: string;
+  /** Call when the disturbance begins; recovery is measured from here. */
+  markFault(): void;
+}
+
+export async function runScenario(
+  t: Test,
+  topology: Topology,
+  scenario: string,
+  fault: ((ctx: FaultContext) => Promise<void>) | null,
+  options: { speed?: number } = {},
+): Promise<Outcome> {
+  const { callSid, done } = topology.playCall({ speed: options.speed ?? 2 });
+  let faultAt: number | null = null;
+  let recoveredAt: number | null = null;
+  let watching = true;
+  // Progress watcher: the first new stored utterance after the fault marks recovery.
+  const watcher = (async () => {
+    let before: number | null = null;
+    while (watching) {
+      if (faultAt !== null) {
+        const count = (await topology.stored(callSid).catch(() => [] as StoredRow[])).length;
+        before ??= count;
+        if (count > before) {
+          recoveredAt = Date.now();
+          return;
+        }
+      }
+      await sleep(200);
+    }
+  })();
+  const disturbance = fault?.({ topology, callSid, markFault: () => (faultAt = Date.now()) });
+  const [result] = await Promise.all([done, disturbance]);
+  t.equal(result.start?.status, 200, `${scenario}: start-streaming accepted`);
+  const rows = await waitStored(topology, callSid, 120_000).catch(() => topology.stored(callSid));
+  // Late duplicates (a replay) would show up after the count is reached: give them time.
+  await sleep(2000);
+  const final = await topology.stored(callSid);
+  watching = false;
+  await watcher;
+  const posts = topology.posted(callSid);
+  const distinctPosts = new Set(posts.map((p) => `${p.sender.role}:${p.autotranscribeResponse.start}`)).size;
+  const outcome: Outcome = {
+    scenario,
+    calls: 1,
+    expected: topology.expectedUtterances,
+    stored: final.length,
+    lost: Math.max(0, topology.expectedUtterances - final.length),
+    duplicated: Math.max(0, final.length - topology.expectedUtterances),
+    delivered: distinctPosts,
+    redelivered: posts.length - distinctPosts,
+    recoveryMs: faultAt !== null && recoveredAt !== null ? recoveredAt - faultAt : null,
+    wer: topology.werOf(final.length > 0 ? final : rows),
+    at: new Date().toISOString(),
+  };
+  mkdirSync(dirname(RESULTS_FILE), { recursive: true });
+  appendFileSync(RESULTS_FILE, `${JSON.stringify(outcome)}\n`);
+  t.comment(JSON.stringify(outcome));
+  t.equal(outcome.lost, 0, `${scenario}: no utterance lost`);
+  t.equal(outcome.duplicated, 0, `${scenario}: no utterance duplicated in the store`);
+  t.equal(new Set(final.map((r) => r.utterance_id)).size, final.length, `${scenario}: one row per utterance id`);
+  return outcome;
+}
+
+/** WER within one point of the baseline, per role. */
+export function assertWer(t: Test, outcome: Outcome, baseline: Outcome): void {
+  for (const role of ['customer', 'agent'] as const) {
+    const delta = outcome.wer[role] - baseline.wer[role];
+    t.ok(
+      delta <= 0.01,
+      `${outcome.scenario}: ${role} WER ${(outcome.wer[role] * 100).toFixed(1)} % (baseline ${(baseline.wer[role] * 100).toFixed(1)} %)`,
+    );
+  }
+}
+
+/** The asr process that owns the call (its partition of the call-events topic), from its `asr.partitions_assigned` log lines. */
+export function asrOwnerOf(topology: Topology, callSid: string): AppProcess {
+  const partitions = topology.runtime.config.EARSHOT_TOPIC_PARTITIONS;
+  const partitioner = kafkajs.Partitioners.DefaultPartitioner();
+  const partition = partitioner({
+    topic: 'call-events',
+    partitionMetadata: Array.from({ length: partitions }, (_, i) => ({
+      partitionErrorCode: 0,
+      partitionId: i,
+      leader: 1,
+      replicas: [1],
+      isr: [1],
+    })),
+    message: { key: callSid, value: null },
+  });
+  const candidates = topology.processes.get('asr') ?? [];
+  for (const p of candidates) {
+    const assigned = p
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('asr.partitions_assigned'))
+      .map((line) => (JSON.parse(line) as { partitions: number[] }).partitions)
+      .at(-1);
+    if (assigned?.includes(partition)) return p;
+  }
+  throw new Error(`no asr process reports partition ${partition} of call ${callSid}`);
+}
