@@ -8,6 +8,7 @@ import { createLocalFeedStorage } from '../../apps/shared/src/adapters/local-fee
 import { loadEarshotConfig } from '../../apps/shared/src/config.js';
 import type { UtteranceRecognized } from '../../apps/shared/src/events.js';
 import { createLogger } from '../../apps/shared/src/logger.js';
+import type { StoredUtterance } from '../../apps/shared/src/ports/transcript-store.port.js';
 import { ClickHouseTranscriptStore } from '../../apps/store/src/clickhouse/clickhouse-transcript-store.js';
 import type { BenchResult } from './run.js';
 
@@ -20,8 +21,8 @@ import type { BenchResult } from './run.js';
  *
  * Rows: `--tenants` tenants, 200 calls each, spread over the 24 hours of 2026-11-20, texts of
  * 5-20 words. Reported: insert time (setup, not the export), the store read alone (iterate
- * utterancesCreatedBetween, no files), and the whole export (read + rows + gzip + files +
- * commit).
+ * utterancesCreatedBetween, no files), the writer alone (the same rows from memory), and the
+ * whole export (read + rows + gzip + files + commit).
  */
 const WORDS = 'yes I would like to check the balance on my account please thank you for calling how can I help today'.split(' ');
 
@@ -87,13 +88,27 @@ export async function run(args: string[]): Promise<BenchResult> {
     events.length = 0;
 
     const readStart = performance.now();
-    let read = 0;
-    for await (const _ of store.utterancesCreatedBetween(dayStart, dayStart + 86_400_000)) read += 1;
+    const copy: StoredUtterance[] = [];
+    for await (const u of store.utterancesCreatedBetween(dayStart, dayStart + 86_400_000)) copy.push(u);
+    const read = copy.length;
     const readS = (performance.now() - readStart) / 1000;
 
     const exportStart = performance.now();
     const summary = await exportDay({ source: store, storage: createLocalFeedStorage(dir), date, maxFileBytes: 256 * 1024 * 1024 });
     const exportS = (performance.now() - exportStart) / 1000;
+    // The writer alone: the same rows from memory (serialization, gzip, files, commit; no store).
+    const memoryStart = performance.now();
+    const fromMemory = await exportDay({
+      source: {
+        utterancesCreatedBetween: async function* () {
+          yield* copy;
+        },
+      },
+      storage: createLocalFeedStorage(join(dir, 'memory')),
+      date,
+      maxFileBytes: 256 * 1024 * 1024,
+    });
+    const memoryS = (performance.now() - memoryStart) / 1000;
     const loadAfter = loadavg()[0] ?? 0;
     return {
       title: `Export of one day with ${rows} utterances (${tenants} tenants) from ClickHouse 18.16 to jsonl + csv gzip files`,
@@ -101,6 +116,7 @@ export async function run(args: string[]): Promise<BenchResult> {
       rows: [
         ['insert (setup, store.writeBatch of 50 000)', rows, insertS, Math.round(rows / insertS)],
         ['read only (utterancesCreatedBetween)', read, readS, Math.round(read / readS)],
+        ['writer only (the same rows from memory: rows, gzip, files)', fromMemory.rows, memoryS, Math.round(fromMemory.rows / memoryS)],
         [
           `export (${summary.files} files, ${(summary.bytes / 2 ** 20).toFixed(1)} MiB gzip)`,
           summary.rows,
