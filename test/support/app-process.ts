@@ -21,6 +21,13 @@ export interface AppProcess {
   kill(): Promise<void>;
 }
 
+// Every app process still running when the test process exits is killed with it: a failed
+// test (or one still waiting for an app to get ready) must not leave orphans behind.
+const alive = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of alive) child.kill('SIGKILL');
+});
+
 export async function startAppProcess(
   apps: string,
   env: Record<string, string>,
@@ -31,13 +38,15 @@ export async function startAppProcess(
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  alive.add(child);
+  child.once('exit', () => alive.delete(child));
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`'earshot start --apps ${apps}' not ready after ${options.timeoutMs ?? 180_000} ms:\n${output}`)),
-      options.timeoutMs ?? 180_000,
-    );
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // never leave a half-started app behind
+      reject(new Error(`'earshot start --apps ${apps}' not ready after ${options.timeoutMs ?? 180_000} ms:\n${output}`));
+    }, options.timeoutMs ?? 180_000);
     const onData = (d: Buffer) => {
       output += d;
       if (output.includes('Press Ctrl-C to stop')) {
