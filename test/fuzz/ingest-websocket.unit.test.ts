@@ -465,3 +465,109 @@ t.test('generated and mutated Twilio messages: counted exactly, the process stay
   t.match(await waitForEnd(h.events, after.streamSid), { reason: 'stopped', framesReceived: 5, framesDropped: 0 }, 'and takes new streams');
   after.close();
 });
+
+// ---- start messages ------------------------------------------------------------------------
+
+type StartField =
+  | 'start'
+  | 'streamSid'
+  | 'callSid'
+  | 'accountSid'
+  | 'tracks'
+  | 'mediaFormat'
+  | 'encoding'
+  | 'sampleRate'
+  | 'channels'
+  | 'customParameters';
+const START_FIELDS: readonly StartField[] = [
+  'start',
+  'streamSid',
+  'callSid',
+  'accountSid',
+  'tracks',
+  'mediaFormat',
+  'encoding',
+  'sampleRate',
+  'channels',
+  'customParameters',
+];
+
+/** A valid start with one field replaced by a generated value (or removed: `undefined`). */
+const startMutation = fc.record({
+  field: fc.constantFrom(...START_FIELDS),
+  value: fc.oneof(
+    anyJson,
+    fc.constant(undefined),
+    fc.constantFrom<unknown>(['inbound'], ['outbound', 'inbound', 'inbound'], [], 8000, '8000', 1, '1', 'audio/x-mulaw', 'x'.repeat(129)),
+    fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), { minKeys: 95, maxKeys: 105 }),
+  ),
+});
+
+/** SPEC §4 and Twilio's documentation, written apart from ingest's parser: refused how, or accepted. */
+function expectedStart(start: Record<string, unknown> | unknown, topStreamSid: string): 'ok' | 1003 | 1008 {
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const sid = (v: unknown) => typeof v === 'string' && v.length <= 128;
+  if (!isObj(start)) return 1008;
+  const streamSid = start.streamSid ?? topStreamSid;
+  if (!sid(streamSid) || streamSid === '') return 1008;
+  if (!sid(start.callSid) || start.callSid === '') return 1008;
+  if (!sid(start.accountSid)) return 1008;
+  if (!Array.isArray(start.tracks) || start.tracks.length === 0 || start.tracks.some((x) => x !== 'inbound' && x !== 'outbound'))
+    return 1008;
+  const f = start.mediaFormat;
+  if (!isObj(f)) return 1003;
+  const is = (v: unknown, n: number) => v === n || v === String(n);
+  if (f.encoding !== 'audio/x-mulaw' || !is(f.sampleRate, 8000) || !is(f.channels, 1)) return 1003;
+  const p = start.customParameters;
+  if (p !== undefined && p !== null && (!isObj(p) || Object.keys(p).length > 100)) return 1008;
+  return 'ok';
+}
+
+t.test('generated start messages: accepted exactly when valid, otherwise refused with the right close code', async (t) => {
+  const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
+  const numRuns = Number(process.env.FUZZ_RUNS ?? 25);
+  const outcomes = { accepted: 0, refused: 0 };
+  const result = await fc.check(
+    fc.asyncProperty(startMutation, async ({ field, value }) => {
+      const stream = await TwilioStream.open(h.mediaUrl());
+      const message = startMessage(stream) as { start: Record<string, unknown>; streamSid: string } & Record<string, unknown>;
+      const format = message.start.mediaFormat as Record<string, unknown>;
+      const set = (o: Record<string, unknown>, k: string) => {
+        if (value === undefined) delete o[k];
+        else o[k] = value;
+      };
+      if (field === 'start') set(message, 'start');
+      else if (field === 'encoding' || field === 'sampleRate' || field === 'channels') set(format, field);
+      else set(message.start, field);
+      // What was sent, as the server parses it (JSON drops undefined, keeps the rest).
+      const sent = JSON.parse(JSON.stringify(message)) as { start?: unknown; streamSid: string };
+      const want = expectedStart(sent.start, sent.streamSid);
+      const refusedBefore = await h.metric('earshot_ingest_sessions_ended_total', { outcome: 'refused' });
+      const eventsBefore = h.events.length;
+      stream.send(JSON.stringify(message));
+      if (want === 'ok') {
+        const streamSid = ((sent.start as Record<string, unknown>).streamSid ?? sent.streamSid) as string;
+        stream.send(JSON.stringify({ event: 'media', media: frame('inbound', 1), streamSid }));
+        stream.send(JSON.stringify({ event: 'stop', streamSid }));
+        const ended = await waitForEnd(h.events, streamSid);
+        stream.close();
+        if (ended.reason !== 'stopped') throw new Error(`a valid start (${field}) did not stream: ${JSON.stringify(ended)}`);
+        outcomes.accepted++;
+        return;
+      }
+      const closed = await stream.closed;
+      if (closed.code !== want) throw new Error(`start with ${field} changed: closed ${closed.code} "${closed.reason}", expected ${want}`);
+      if ((await h.metric('earshot_ingest_sessions_ended_total', { outcome: 'refused' })) !== refusedBefore + 1)
+        throw new Error('the refusal was not counted');
+      if (h.events.length !== eventsBefore) throw new Error('a refused start produced events');
+      outcomes.refused++;
+    }),
+    { numRuns, seed, endOnFailure: true },
+  );
+  t.ok(outcomes.refused > 0, `refusals were exercised (${outcomes.refused} refused, ${outcomes.accepted} accepted)`);
+  t.notOk(result.failed, 'every generated start behaved as expected', {
+    error: String(result.errorInstance),
+    seed: result.seed,
+    report: fc.defaultReportMessage(result)?.slice(0, 4000),
+  });
+});
