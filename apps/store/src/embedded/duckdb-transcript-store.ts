@@ -6,7 +6,7 @@ import type { StoreBatch, StoredUtterance, TranscriptStore } from '../../../shar
 import { auditRow, deliveryRow, EXPORT_CHUNK_MS, sessionRow, storedUtterance, UTTERANCE_COLUMNS, utteranceRow } from '../rows.js';
 import { StoreError } from '../store-error.js';
 import { type DuckDbFile, type DuckDbFileOptions, sharedDuckDbFile } from './duckdb-file.js';
-import { DUCKDB_MIGRATIONS } from './duckdb-migrations.js';
+import { DUCKDB_MIGRATIONS, ID_COLUMN } from './duckdb-migrations.js';
 
 /**
  * The transcript store for embedded mode: one DuckDB file (`<EARSHOT_DATA_DIR>/store.duckdb`),
@@ -14,13 +14,15 @@ import { DUCKDB_MIGRATIONS } from './duckdb-migrations.js';
  * minutes on each fresh install, NOTES.md), and columnar SQL close to ClickHouse's for the
  * same ad-hoc queries. Its single-writer file lock is handled by `DuckDbFile`.
  *
- * Duplicates never get in: each table's id is its PRIMARY KEY and inserts are
- * `INSERT OR IGNORE` (the first copy stays; copies of one utterance carry the same text).
+ * Duplicates never get in: an insert skips ids already stored (the first copy stays; copies
+ * of one utterance carry the same text). No primary keys or indexes: DuckDB loads and rewrites
+ * them on every open and close, which this store does about once a second.
  */
 const COLUMNS = UTTERANCE_COLUMNS.join(', ');
 
 export class DuckDbTranscriptStore implements TranscriptStore {
   private readonly file: DuckDbFile;
+  private closed = false;
 
   constructor(path: string, options: DuckDbFileOptions) {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -123,6 +125,8 @@ export class DuckDbTranscriptStore implements TranscriptStore {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.file.close();
   }
 }
@@ -130,7 +134,7 @@ export class DuckDbTranscriptStore implements TranscriptStore {
 /**
  * Bulk insert: rows go through DuckDB's appender into a temporary staging table (numbers as
  * DOUBLE, which holds every millisecond value exactly; text and joined lists as VARCHAR), then
- * one `INSERT OR IGNORE ... SELECT` casts them into the real table. Binding thousands of
+ * one `INSERT ... SELECT` casts them into the real table. Binding thousands of
  * parameters instead took seconds per 1,000 rows (docs/benchmarks.md, store).
  */
 async function insertRows(c: DuckDBConnection, table: string, rows: readonly object[]): Promise<void> {
@@ -166,7 +170,13 @@ async function insertRows(c: DuckDBConnection, table: string, rows: readonly obj
     if (kinds[i] !== 'list') return name;
     return name === 'summary_audio_ms' || name === 'summary_transcripts' ? `split_list(${name})::UBIGINT[]` : `split_list(${name})`;
   });
-  await c.run(`INSERT OR IGNORE INTO ${table} (${columns.join(', ')}) SELECT ${select.join(', ')} FROM ${staging}`);
+  // One copy per id within the batch, none whose id is already stored. Race-free: one writer
+  // at a time holds the file (DuckDbFile), and this runs in the batch's transaction.
+  const id = ID_COLUMN[table] as string;
+  await c.run(
+    `INSERT INTO ${table} (${columns.join(', ')}) SELECT ${select.join(', ')} FROM (SELECT DISTINCT ON (${id}) * FROM ${staging}) s ` +
+      `WHERE NOT EXISTS (SELECT 1 FROM ${table} t WHERE t.${id} = s.${id})`,
+  );
   await c.run(`DROP TABLE ${staging}`);
 }
 
