@@ -98,8 +98,11 @@ export async function demoCommand(argv: string[], loadConfig: () => Config): Pro
       }
     : await startEmbeddedGateway(loadConfig(), say);
   let interrupted = false;
+  // Ctrl-C: stop the embedded gateway cleanly (its temporary folder goes too), then exit.
   const onSignal = (): void => {
     interrupted = true;
+    say('\nInterrupted: stopping.');
+    void target.stop().finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   try {
@@ -200,6 +203,7 @@ async function startEmbeddedGateway(base: Config, say: (line: string) => void): 
     EARSHOT_INGEST_PUBLIC_URL: undefined,
     EARSHOT_TLS_CERT_FILE: undefined,
     EARSHOT_TLS_KEY_FILE: undefined,
+    EARSHOT_LIVE_PAGE: 'on', // the demo follows the call through it
     EARSHOT_LOG_LEVEL: base.EARSHOT_LOG_LEVEL === 'info' ? 'warn' : base.EARSHOT_LOG_LEVEL, // the terminal is for the transcript
   };
   const logger = createLogger({ level: config.EARSHOT_LOG_LEVEL, name: 'earshot-demo' });
@@ -207,7 +211,12 @@ async function startEmbeddedGateway(base: Config, say: (line: string) => void): 
   // One transcript store shared by the store app (writes) and the API (reads), as in earshot start.
   const transcripts = createTranscriptStore(config, logger.child({ app: 'store' }));
   const stops: Partial<Record<'ingest' | 'api' | 'asr' | 'store', () => Promise<void>>> = {};
-  const stop = async (): Promise<void> => {
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= stopAll();
+    return stopping;
+  };
+  const stopAll = async (): Promise<void> => {
     // As earshot start: ingest stops taking audio, the API commands, asr finishes, the store flushes.
     for (const name of ['ingest', 'api', 'asr', 'store'] as const) {
       await stops[name]?.().catch((error) => logger.error({ err: error }, `demo.${name}_stop_failed`));
