@@ -47,16 +47,21 @@ export async function run(args: string[]): Promise<BenchResult> {
   const frames = Math.max(...feeds.map((f) => Math.ceil(f.audio.length / 160)));
   const t0 = performance.now();
   const pending: Promise<unknown>[] = [];
+  // A full model queue refuses a push (its utterances are lost): counted, reported, not fatal.
+  let refusedPushes = 0;
+  const refused = () => {
+    refusedPushes++;
+  };
   for (let i = 0; i < frames; i++) {
     const due = t0 + (i * 20) / speed;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
     for (const feed of feeds) {
       const frame = feed.audio.subarray(i * 160, (i + 1) * 160);
-      if (frame.length > 0) pending.push(feed.stream.push(frame).then((us) => collect(feed.got, us)));
+      if (frame.length > 0) pending.push(feed.stream.push(frame).then((us) => collect(feed.got, us), refused));
     }
   }
-  for (const feed of feeds) pending.push(feed.stream.flush().then((us) => collect(feed.got, us)));
+  for (const feed of feeds) pending.push(feed.stream.flush().then((us) => collect(feed.got, us), refused));
   await Promise.all(pending);
   const callAudio = feeds.reduce((sum, f) => sum + f.audio.length / 8000, 0);
   const latencies: number[] = [];
@@ -84,6 +89,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   const sentenceSeconds = (performance.now() - started) / 1000;
   const sentenceWer = pooledWer(sentencePairs);
   const rss = process.memoryUsage().rss / 2 ** 20;
+  const speculation = engine.stats().speculation;
   await engine.close();
 
   latencies.sort((a, b) => a - b);
@@ -114,6 +120,14 @@ export async function run(args: string[]): Promise<BenchResult> {
     ],
     notes: [
       `Silero VAD inline: ${vadUs.toFixed(0)} us per 32 ms window (${((vadUs / 32_000) * 100).toFixed(2)} % of one core per stream)`,
+      ...(refusedPushes > 0
+        ? [`${refusedPushes} pushes refused by a full model queue (their utterances lost): the model could not keep up`]
+        : []),
+      ...(speculation
+        ? [
+            `speculative decodes: ${speculation.started} started, ${speculation.promoted} confirmed, ${speculation.cancelled} cancelled before running, ${speculation.ranUnconfirmed} run and thrown away (wasted model time)`,
+          ]
+        : []),
       `RSS after the run: ${Math.round(rss)} MiB (one VAD session + ${workers} Moonshine worker(s))`,
       `corpus: festival ${corpus.voice}, telephone band, 8 kHz mu-law (${corpus.version})`,
     ],

@@ -7,6 +7,7 @@ import { startAsrApp } from '../../apps/asr/main.js';
 import { DEFAULT_ENDPOINTING, endpointOptions } from '../../apps/asr/src/engine/endpointer.js';
 import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
 import { createMoonshineEngine } from '../../apps/asr/src/engine/moonshine-engine.js';
+import type { SpeechEngine } from '../../apps/asr/src/engine/speech-engine.port.js';
 import { newCallSid, simulateCall } from '../../apps/cli/src/simulate/twilio-call.js';
 import { startIngest } from '../../apps/ingest/main.js';
 import { type Config, loadEarshotConfig } from '../../apps/shared/src/config.js';
@@ -156,6 +157,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   const stops: (() => Promise<void>)[] = [];
   const steps: Step[] = [];
   let describe = '';
+  let speculation: ReturnType<SpeechEngine['stats']>['speculation'];
   let runtime: Runtime | undefined;
   try {
     runtime = await openRuntime(config);
@@ -214,6 +216,7 @@ export async function run(args: string[]): Promise<BenchResult> {
       );
       await sleep(3000);
     }
+    speculation = asr.engine.stats().speculation;
     if (o.dump) writeFileSync(o.dump, JSON.stringify(steps, null, 1));
   } finally {
     for (const stop of stops) await stop().catch((error) => progress(`stop: ${(error as Error).message}`));
@@ -288,6 +291,11 @@ export async function run(args: string[]): Promise<BenchResult> {
         (s) =>
           `${s.calls} call(s): step took ${s.wallS.toFixed(0)} s, simulator lag p99 ${s.clientLagP99.toFixed(1)} ms (frame sent after its due time)${s.failures.length ? `; failures: ${s.failures.join('; ')}` : ''}`,
       ),
+      ...(speculation
+        ? [
+            `Speculative decodes over the run (warm-up included): ${speculation.started} started, ${speculation.promoted} confirmed, ${speculation.cancelled} cancelled before running, ${speculation.ranUnconfirmed} run and thrown away (wasted model time).`,
+          ]
+        : []),
       `Kafka: 1 broker (earshot infra, KRaft) on this machine, namespace of the run's own, EARSHOT_KAFKA_FETCH_MAX_WAIT_MS ${fetchMaxWaitMs} (production default); load average at the end ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}; run took ${Math.round((Date.now() - began) / 1000)} s.`,

@@ -184,7 +184,7 @@ t.test('a full model queue rejects at once, retriable; the pool keeps working', 
   const second = () => new Float32Array(8000);
   const running = pool.recognize(second(), 8);
   const queued = pool.recognize(second(), 8);
-  t.same(pool.stats(), { workers: 1, running: 1, queued: 1, maxQueue: 1, speculative: 0 });
+  t.match(pool.stats(), { workers: 1, running: 1, queued: 1, maxQueue: 1, speculative: 0 });
   await t.rejects(pool.recognize(second(), 8), { retriable: true, message: /overloaded: 1 utterances waiting/ });
   const results = await Promise.all([running, queued]);
   t.equal(results.length, 2, 'the accepted jobs complete');
@@ -203,13 +203,18 @@ t.test('confirmed decodes go before speculative ones; a queued speculation can b
   const promoted = pool.speculate(audio(), 8);
   t.ok(early && dropped && promoted, 'speculations taken');
   const confirmed = pool.recognize(audio(), 8).then(note('confirmed'));
-  t.same(pool.stats(), { workers: 1, running: 1, queued: 1, maxQueue: 4, speculative: 3 });
+  t.match(pool.stats(), { workers: 1, running: 1, queued: 1, maxQueue: 4, speculative: 3 });
   dropped?.cancel();
   await t.rejects(dropped?.result as Promise<unknown>, /cancelled/, 'a cancelled speculation never runs');
   promoted?.promote();
-  t.same(pool.stats(), { workers: 1, running: 1, queued: 2, maxQueue: 4, speculative: 1 }, 'promoted: counted as confirmed');
+  t.match(
+    pool.stats(),
+    { workers: 1, running: 1, queued: 2, maxQueue: 4, speculative: 1, speculation: { started: 3, promoted: 1, cancelled: 1 } },
+    'promoted: counted as confirmed',
+  );
   await Promise.all([running, confirmed, early?.result.then(note('speculative')), promoted?.result.then(note('promoted'))]);
   t.same(order, ['first', 'confirmed', 'promoted', 'speculative'], 'speculative work waits for every confirmed decode');
+  t.match(pool.stats().speculation, { started: 3, promoted: 1, cancelled: 1, ranUnconfirmed: 1 }, 'one ran without being confirmed');
 });
 
 t.test('speculative decoding gives the same utterances as decoding at the endpoint', async (t) => {

@@ -25,6 +25,8 @@ interface Job {
   readonly maxTokens: number;
   /** Speculative jobs wait behind every confirmed one; `promote()` makes one confirmed. */
   speculative: boolean;
+  /** Taken by a worker while still speculative (for the wasted-work count). */
+  ranSpeculative?: boolean;
   resolve(result: Recognition): void;
   reject(error: Error): void;
 }
@@ -58,6 +60,8 @@ export class RecognizerPool {
   /** Speculative jobs, first in first out, run only when `queue` is empty. */
   private readonly speculative: Job[] = [];
   private nextId = 1;
+  /** Speculation counters (cumulative): taken, promoted, cancelled while queued, run and never promoted. */
+  private readonly speculation = { started: 0, promoted: 0, cancelled: 0, ranUnconfirmed: 0 };
   private closed = false;
   private fatal: Error | undefined;
 
@@ -90,6 +94,7 @@ export class RecognizerPool {
     });
     result.catch(() => undefined); // a cancelled or failed speculation may never be awaited
     const queued = job as Job;
+    this.speculation.started++;
     this.speculative.push(queued);
     this.dispatch();
     return {
@@ -97,6 +102,8 @@ export class RecognizerPool {
       promote: () => {
         if (!queued.speculative) return;
         queued.speculative = false;
+        this.speculation.promoted++;
+        if (queued.ranSpeculative) this.speculation.ranUnconfirmed--; // counted when it ran; it was not wasted
         const at = this.speculative.indexOf(queued);
         if (at < 0) return; // already on a worker
         this.speculative.splice(at, 1);
@@ -107,6 +114,7 @@ export class RecognizerPool {
         const at = this.speculative.indexOf(queued);
         if (at < 0) return;
         this.speculative.splice(at, 1);
+        this.speculation.cancelled++;
         queued.reject(new Error('speculative decode cancelled'));
       },
     };
@@ -145,6 +153,7 @@ export class RecognizerPool {
       queued: this.queue.length,
       maxQueue: this.maxQueue,
       speculative: this.speculative.length,
+      speculation: { ...this.speculation },
     };
   }
 
@@ -160,6 +169,10 @@ export class RecognizerPool {
       if (!slot && this.slots.length < this.size) slot = this.spawn();
       if (!slot) return;
       const job = (this.queue.shift() ?? this.speculative.shift()) as Job;
+      if (job.speculative) {
+        job.ranSpeculative = true;
+        this.speculation.ranUnconfirmed++;
+      }
       slot.job = job;
       slot.jobId = this.nextId++;
       slot.worker.ref();

@@ -119,4 +119,14 @@ export interface EngineStats {
   readonly maxQueue: number;
   /** Speculative decodes waiting for a worker (they run only when no confirmed one waits). */
   readonly speculative?: number;
+  /**
+   * Cumulative: speculative decodes taken, promoted (endpoint confirmed), cancelled before a
+   * worker took them, and run without ever being confirmed (wasted model time).
+   */
+  readonly speculation?: {
+    readonly started: number;
+    readonly promoted: number;
+    readonly cancelled: number;
+    readonly ranUnconfirmed: number;
+  };
 }
