@@ -75,7 +75,7 @@ async function insert(name: string, made: DisposableStore<TranscriptStore>, o: O
   }
   const seconds = (performance.now() - started) / 1000;
   progress(`${name}: ${o.utterances} rows in ${seconds.toFixed(1)} s`);
-  return [`insert (writeBatch)`, name, o.utterances, Math.round(o.utterances / seconds), pct(times, 0.5), pct(times, 0.99), '', '', ''];
+  return [`insert (writeBatch)`, name, o.utterances, Math.round(o.utterances / seconds), pct(times, 0.5), pct(times, 0.99), '', '', '', ''];
 }
 
 async function consumer(o: Options): Promise<(string | number)[]> {
@@ -102,7 +102,7 @@ async function consumer(o: Options): Promise<(string | number)[]> {
     while ((await committed()) < o.consumer) await sleep(100);
     const seconds = (performance.now() - started) / 1000;
     await app.stop();
-    return ['store app (Kafka → ClickHouse)', 'clickhouse', o.consumer, Math.round(o.consumer / seconds), '', '', '', '', ''];
+    return ['store app (Kafka → ClickHouse)', 'clickhouse', o.consumer, Math.round(o.consumer / seconds), '', '', '', '', '', ''];
   } finally {
     await made.dispose();
     const namespace = runtime.config.EARSHOT_KAFKA_NAMESPACE;
@@ -127,7 +127,9 @@ async function getLatency(name: string, made: DisposableStore<TranscriptStore>, 
     const headers = { 'asapp-api-id': tenant.apiId, 'asapp-api-secret': tenant.apiSecret };
     const url = `${api.url}/conversation/v1/conversation/messages?externalId=${callSid}`;
     const times: number[] = [];
+    let cpu = process.cpuUsage();
     for (let i = 0; i < o.requests + 20; i++) {
+      if (i === 20) cpu = process.cpuUsage();
       const t0 = performance.now();
       const res = await fetch(url, { headers });
       const body = await res.text();
@@ -135,9 +137,11 @@ async function getLatency(name: string, made: DisposableStore<TranscriptStore>, 
         throw new Error(`GET answered ${res.status}`);
       if (i >= 20) times.push(performance.now() - t0);
     }
+    const used = process.cpuUsage(cpu);
+    const cpuMsPerGet = (used.user + used.system) / 1000 / o.requests;
     await api.stop();
     progress(`${name}: GET p50 ${pct(times, 0.5).toFixed(1)} ms`);
-    return ['GET messages (1,000 items)', name, o.requests, '', '', '', pct(times, 0.5), pct(times, 0.99), Math.max(...times)];
+    return ['GET messages (1,000 items)', name, o.requests, '', '', '', pct(times, 0.5), pct(times, 0.99), Math.max(...times), cpuMsPerGet];
   } finally {
     await runtime.cleanup();
   }
@@ -164,12 +168,23 @@ export async function run(args: string[]): Promise<BenchResult> {
   resultRows.push(await consumer(o));
   return {
     title: 'Transcript store: insert throughput, the store app draining Kafka, after-call GET for a 1,000-utterance call',
-    columns: ['what', 'backend', 'n', 'utterances/s', 'batch ms p50', 'batch ms p99', 'GET ms p50', 'GET ms p99', 'GET ms max'],
+    columns: [
+      'what',
+      'backend',
+      'n',
+      'utterances/s',
+      'batch ms p50',
+      'batch ms p99',
+      'GET ms p50',
+      'GET ms p99',
+      'GET ms max',
+      'GET CPU ms',
+    ],
     rows: resultRows,
     notes: [
       `insert: ${o.utterances} rows in batches of ${o.batch}, 500 calls over 4 tenants, one writeBatch at a time (as the store app does); ClickHouse 18.16 on this machine over HTTP (JSONEachRow), DuckDB file in a temp dir (each batch one transaction).`,
       `store app: ${o.consumer} events produced first, then drained by the store app with default settings (EARSHOT_STORE_BATCH_MAX_RECORDS 1000, EARSHOT_STORE_BATCH_MAX_WAIT_MS 1000); includes consumer-group join and Avro decoding.`,
-      `GET: ${o.requests} sequential requests after 20 warm-up, real HTTP to the API in this process (auth, validation, audit record on the embedded log, JSON of ~120 KB), ClickHouse: LIMIT 1 BY utterance_id over the call's index range; DuckDB: the file stays open between requests (idle close 200 ms, max hold 1 s).`,
+      `GET: ${o.requests} sequential requests after 20 warm-up, real HTTP to the API in this process (auth, validation, audit record on the embedded log, JSON of ~120 KB); GET CPU ms = this process's CPU time per request (API and fetch client; the DuckDB query too, not the ClickHouse server's), less disturbed by other work on the machine than wall time; ClickHouse: LIMIT 1 BY utterance_id over the call's index range; DuckDB: the file stays open between requests (idle close 200 ms, max hold 1 s).`,
       `Shared 2-core machine with other work running: numbers are noisy. Load average at the start ${load}, at the end ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}.`,

@@ -7,6 +7,7 @@ import { tenantOf } from '../context.js';
 import { ApiError } from '../errors.js';
 import type { RouteSpec } from '../route.js';
 import { validate } from '../validation.js';
+import { isoTime } from './iso-time.js';
 
 /**
  * The after-call messages API (SPEC §3.4): every utterance of a call from the transcript
@@ -51,14 +52,12 @@ export const MessagesResponse = z.object({
     .describe('The call’s utterances in time order (start within the call, then stream); empty for an unknown call.'),
 });
 
-const iso = (ms: number): string => new Date(ms).toISOString();
-
 export const toMessage = (u: StoredUtterance): z.infer<typeof Message> => ({
   text: u.text,
   sender: { role: u.role, externalId: u.senderExternalId },
   messageId: u.eventId,
-  createdTimestamp: iso(u.occurredAtMs),
-  clientTimestamp: iso(Math.max(0, u.speechEndedAtMs - (u.endMs - u.startMs))),
+  createdTimestamp: isoTime(u.occurredAtMs),
+  clientTimestamp: isoTime(Math.max(0, u.speechEndedAtMs - (u.endMs - u.startMs))),
 });
 
 export function messagesRoute(deps: MessagesRouteDeps): RouteSpec {
