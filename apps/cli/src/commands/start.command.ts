@@ -90,6 +90,7 @@ export async function startCommand(argv: string[], loadConfig: () => Config): Pr
       const api = await startApi({ ...runtime, config: { ...config, EARSHOT_INGEST_PUBLIC_URL: ingestUrl } }, { store: transcripts });
       stops.api = api.stop;
       lines.push(`api       ${api.url}`);
+      lines.push(`live      ${api.url}/live   (live transcripts: log in with an app's api id and secret)`);
     }
     if (apps.has('export')) {
       // The daily File Exporter (scheduler); reads the transcript store, writes EARSHOT_EXPORT_DIR.
@@ -120,6 +121,7 @@ export async function startCommand(argv: string[], loadConfig: () => Config): Pr
   });
   logger.info('earshot.shutting_down');
   await stopAll();
+  console.log('Earshot stopped: in-flight utterances finished, offsets committed.');
   return 0;
 }
 
