@@ -23,7 +23,7 @@ t.test('a socket that opens and sends nothing is closed after the idle timeout; 
 
   const [silentClose, quietClose] = await Promise.all([silent.closed, quiet.closed]);
   const elapsed = Date.now() - opened;
-  t.ok(elapsed >= 8000 && elapsed < 10_000, `closed after ${elapsed} ms`);
+  t.ok(elapsed >= 8000, `closed after ${elapsed} ms (not before the timeout)`);
   t.equal(silentClose.code, 1008);
   t.match(silentClose.reason, /idle timeout: no message for 8 s/);
   t.equal(quietClose.code, 1008);
