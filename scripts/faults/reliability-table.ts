@@ -17,6 +17,7 @@ interface Outcome {
   duplicated: number;
   delivered: number;
   redelivered: number;
+  outageMs?: number | null;
   recoveryMs: number | null;
   wer: { customer: number; agent: number };
   at: string;
@@ -35,12 +36,12 @@ for (const line of readFileSync(file, 'utf8').split('\n')) {
 }
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 console.log(
-  '| scenario | calls | utterances expected | stored | lost | duplicated | webhook: delivered (redelivered) | recovery | WER customer / agent | run at |',
+  '| scenario | calls | utterances expected | stored | lost | duplicated | webhook: delivered (redelivered) | outage | recovery after it | WER customer / agent | run at |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const o of latest.values()) {
-  const recovery = o.recoveryMs === null ? '—' : `${(o.recoveryMs / 1000).toFixed(1)} s`;
+  const seconds = (ms: number | null | undefined) => (ms === null || ms === undefined ? '—' : `${(ms / 1000).toFixed(1)} s`);
   console.log(
-    `| ${o.scenario} | ${o.calls} | ${o.expected} | ${o.stored} | ${o.lost} | ${o.duplicated} | ${o.delivered} (${o.redelivered}) | ${recovery} | ${pct(o.wer.customer)} / ${pct(o.wer.agent)} | ${o.at.slice(0, 16)} |`,
+    `| ${o.scenario} | ${o.calls} | ${o.expected} | ${o.stored} | ${o.lost} | ${o.duplicated} | ${o.delivered} (${o.redelivered}) | ${seconds(o.outageMs)} | ${seconds(o.recoveryMs)} | ${pct(o.wer.customer)} / ${pct(o.wer.agent)} | ${o.at.slice(0, 16)} |`,
   );
 }

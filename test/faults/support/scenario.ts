@@ -27,7 +27,9 @@ export interface Outcome {
   /** Webhook posts of the call (distinct utterances; a redelivery after a crash counts once here). */
   readonly delivered: number;
   readonly redelivered: number;
-  /** From the fault until the store gained a new utterance of the call again (null: no fault or nothing after it). */
+  /** From the fault's start to its end (the server back, the process restarted and ready). */
+  readonly outageMs: number | null;
+  /** From the fault's end until the store gained a new utterance of the call (null: no fault, or nothing was pending). */
   readonly recoveryMs: number | null;
   readonly wer: { readonly customer: number; readonly agent: number };
   readonly at: string;
@@ -36,8 +38,10 @@ export interface Outcome {
 export interface FaultContext {
   readonly topology: Topology;
   readonly callSid: string;
-  /** Call when the disturbance begins; recovery is measured from here. */
+  /** Call when the disturbance begins. */
   markFault(): void;
+  /** Call when it ends (server back, process restarted); recovery is measured from here. Default: when `fault` resolves. */
+  markRestored(): void;
 }
 
 export async function runScenario(
@@ -49,13 +53,14 @@ export async function runScenario(
 ): Promise<Outcome> {
   const { callSid, done } = topology.playCall({ speed: options.speed ?? 2 });
   let faultAt: number | null = null;
+  let restoredAt: number | null = null;
   let recoveredAt: number | null = null;
   let watching = true;
-  // Progress watcher: the first new stored utterance after the fault marks recovery.
+  // Progress watcher: the first new stored utterance after the fault's end marks recovery.
   const watcher = (async () => {
     let before: number | null = null;
     while (watching) {
-      if (faultAt !== null) {
+      if (restoredAt !== null) {
         const count = (await topology.stored(callSid).catch(() => [] as StoredRow[])).length;
         before ??= count;
         if (count > before) {
@@ -66,7 +71,13 @@ export async function runScenario(
       await sleep(200);
     }
   })();
-  const disturbance = fault?.({ topology, callSid, markFault: () => (faultAt = Date.now()) });
+  const disturbance = fault?.({
+    topology,
+    callSid,
+    markFault: () => (faultAt = Date.now()),
+    markRestored: () => (restoredAt = Date.now()),
+  });
+  void disturbance?.then(() => (restoredAt ??= Date.now()));
   const [result] = await Promise.all([done, disturbance]);
   t.equal(result.start?.status, 200, `${scenario}: start-streaming accepted`);
   const rows = await waitStored(topology, callSid, 120_000).catch(() => topology.stored(callSid));
@@ -86,7 +97,8 @@ export async function runScenario(
     duplicated: Math.max(0, final.length - topology.expectedUtterances),
     delivered: distinctPosts,
     redelivered: posts.length - distinctPosts,
-    recoveryMs: faultAt !== null && recoveredAt !== null ? recoveredAt - faultAt : null,
+    outageMs: faultAt !== null && restoredAt !== null ? restoredAt - faultAt : null,
+    recoveryMs: restoredAt !== null && recoveredAt !== null ? recoveredAt - restoredAt : null,
     wer: topology.werOf(final.length > 0 ? final : rows),
     at: new Date().toISOString(),
   };
