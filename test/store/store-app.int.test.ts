@@ -1,12 +1,17 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
+import { loadEarshotConfig } from '../../apps/shared/src/config.js';
+import { createLogger } from '../../apps/shared/src/logger.js';
 import type { TranscriptStore } from '../../apps/shared/src/ports/transcript-store.port.js';
+import { createRuntime, type Runtime } from '../../apps/shared/src/runtime.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
 import { startStoreApp } from '../../apps/store/main.js';
-import { testConfig } from '../support/infra.js';
-import { testRuntime } from '../support/runtime.js';
+import { kafkaEventLog, testConfig } from '../support/infra.js';
 import { auditEvent, clickhouseSql, clickhouseTestStore, delivery, sessionClosed, sessionOpened, utterance } from '../support/store.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
-import { waitFor } from '../support/wait.js';
+import { randomSuffix, waitFor } from '../support/wait.js';
 
 /**
  * The store app's batching consumer on real Kafka and real ClickHouse: batches bounded by size
@@ -32,7 +37,46 @@ function observed(inner: TranscriptStore) {
   return { store, sizes, failAfterWrite: (on: boolean) => (failAfterWrite = on) };
 }
 
-const committed = async (runtime: Awaited<ReturnType<typeof testRuntime>>, groupId: string) => {
+/**
+ * A runtime on the real Kafka broker, in a namespace of its own (as `testRuntime({ kafka: true })`).
+ * Right after a namespace's topics are created, the loaded shared broker sometimes answers the
+ * runtime's first offset lookup with NOT_LEADER_FOR_PARTITION (retriable; about one run in
+ * three here, inside `createRuntime`, before any store code runs): close that event log and
+ * try again.
+ */
+async function kafkaRuntime(env: Record<string, string>) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'earshot-test-'));
+  const config = loadEarshotConfig({
+    env: {
+      EARSHOT_DATA_DIR: dataDir,
+      EARSHOT_MODE: 'distributed',
+      EARSHOT_SECRETS_KEY: Buffer.alloc(32, 7).toString('base64'),
+      EARSHOT_STREAM_TOKEN_KEYS: `k1:${Buffer.alloc(32, 9).toString('base64')}`,
+      EARSHOT_KAFKA_NAMESPACE: `test-${randomSuffix()}`,
+      ...env,
+    },
+  });
+  const logger = createLogger({ level: config.EARSHOT_LOG_LEVEL, name: 'test' });
+  for (let attempt = 1; ; attempt++) {
+    const eventLog = kafkaEventLog(config.EARSHOT_TOPIC_PARTITIONS, config.EARSHOT_KAFKA_NAMESPACE);
+    try {
+      const runtime = await createRuntime(config, { logger, eventLog, name: 'test' });
+      return {
+        ...runtime,
+        cleanup: async () => {
+          await runtime.close();
+          rmSync(dataDir, { recursive: true, force: true });
+        },
+      };
+    } catch (error) {
+      await eventLog.close().catch(() => undefined);
+      if (attempt >= 3 || !(error as { retriable?: boolean }).retriable) throw error;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+const committed = async (runtime: Runtime, groupId: string) => {
   const consumer = runtime.eventLog.createConsumer({ groupId, topics: [TOPICS.utterances] });
   const parts = await Promise.all(
     Array.from({ length: runtime.config.EARSHOT_TOPIC_PARTITIONS }, (_, partition) =>
@@ -43,9 +87,10 @@ const committed = async (runtime: Awaited<ReturnType<typeof testRuntime>>, group
 };
 
 t.test('writes all four topics in size-bounded batches, commits after the write, collapses replays', async (t) => {
-  const runtime = await testRuntime({
-    kafka: true,
-    env: { EARSHOT_LOG_LEVEL: 'fatal', EARSHOT_STORE_BATCH_MAX_RECORDS: '50', EARSHOT_STORE_BATCH_MAX_WAIT_MS: '200' },
+  const runtime = await kafkaRuntime({
+    EARSHOT_LOG_LEVEL: 'fatal',
+    EARSHOT_STORE_BATCH_MAX_RECORDS: '50',
+    EARSHOT_STORE_BATCH_MAX_WAIT_MS: '200',
   });
   const ch = clickhouseTestStore();
   t.teardown(async () => {
@@ -95,9 +140,10 @@ t.test('writes all four topics in size-bounded batches, commits after the write,
 });
 
 t.test('a time-bounded batch goes out without waiting for more records', async (t) => {
-  const runtime = await testRuntime({
-    kafka: true,
-    env: { EARSHOT_LOG_LEVEL: 'fatal', EARSHOT_STORE_BATCH_MAX_RECORDS: '1000', EARSHOT_STORE_BATCH_MAX_WAIT_MS: '200' },
+  const runtime = await kafkaRuntime({
+    EARSHOT_LOG_LEVEL: 'fatal',
+    EARSHOT_STORE_BATCH_MAX_RECORDS: '1000',
+    EARSHOT_STORE_BATCH_MAX_WAIT_MS: '200',
   });
   const ch = clickhouseTestStore();
   t.teardown(async () => {
@@ -115,7 +161,7 @@ t.test('a time-bounded batch goes out without waiting for more records', async (
 });
 
 t.test('a crash after the write but before the commit: the records come again, no duplicates show', async (t) => {
-  const runtime = await testRuntime({ kafka: true, env: { EARSHOT_LOG_LEVEL: 'fatal', EARSHOT_STORE_BATCH_MAX_WAIT_MS: '100' } });
+  const runtime = await kafkaRuntime({ EARSHOT_LOG_LEVEL: 'fatal', EARSHOT_STORE_BATCH_MAX_WAIT_MS: '100' });
   const ch = clickhouseTestStore();
   t.teardown(async () => {
     await ch.dispose();
@@ -153,14 +199,11 @@ t.test('a crash after the write but before the commit: the records come again, n
 t.test('ClickHouse down for several seconds: the consumer pauses, retries, and loses nothing', async (t) => {
   const target = new URL(testConfig.EARSHOT_CLICKHOUSE_URL);
   const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
-  const runtime = await testRuntime({
-    kafka: true,
-    env: {
-      EARSHOT_LOG_LEVEL: 'fatal',
-      EARSHOT_STORE_BATCH_MAX_RECORDS: '20',
-      EARSHOT_STORE_BATCH_MAX_WAIT_MS: '100',
-      EARSHOT_STORE_RETRY_MAX_MS: '500',
-    },
+  const runtime = await kafkaRuntime({
+    EARSHOT_LOG_LEVEL: 'fatal',
+    EARSHOT_STORE_BATCH_MAX_RECORDS: '20',
+    EARSHOT_STORE_BATCH_MAX_WAIT_MS: '100',
+    EARSHOT_STORE_RETRY_MAX_MS: '500',
   });
   const ch = clickhouseTestStore(proxy.url);
   t.teardown(async () => {
