@@ -239,6 +239,32 @@ t.test('a decode refused (full model queue) mid-push fails that push only, and n
   await t.rejects(stream.push(audio(['speech', 640], ['silence', 2000])), /overloaded/);
   await new Promise((r) => setTimeout(r, 20));
   t.same(unhandled, [], 'no unhandled rejection');
+
+  // Refused while an earlier utterance of the stream still waits for its text (its push not yet delivered).
+  refuse = false;
+  let release!: () => void;
+  const slow: StreamBackend = {
+    ...backend,
+    recognize: async (audio) => {
+      if (refuse) throw new Error('speech recognition overloaded: 64 utterances waiting');
+      await new Promise<void>((r) => {
+        release = r;
+      });
+      refuse = true; // the next decode is refused
+      return { text: `final ${audio.length}`, tokenIds: [], stop: 'end' };
+    },
+  };
+  const queued = new VadRecognizerStream(slow, OPTIONS, false);
+  const first = queued.push(audio(['speech', 640], ['silence', 800]));
+  await new Promise((r) => setTimeout(r, 50));
+  refuse = true;
+  const second = queued.push(audio(['speech', 640], ['silence', 800]));
+  second.catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 50));
+  t.same(unhandled, [], 'no unhandled rejection while the earlier push waits');
+  release();
+  t.equal((await first).length, 1, 'the earlier utterance is delivered');
+  await t.rejects(second, /overloaded/, 'the refused one fails its own push');
   refuse = false;
   const next = await stream.push(audio(['speech', 640], ['silence', 800]));
   t.equal(next.length, 1, 'the stream goes on with the next utterance');

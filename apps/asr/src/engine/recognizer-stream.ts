@@ -119,13 +119,16 @@ export class VadRecognizerStream implements RecognizerStream {
       });
     });
     this.processing = processed.catch(() => undefined);
-    const results = processed.then(async (jobs) => {
+    const results: Promise<Utterance[]> = processed.then(async (jobs) => {
       try {
         return (await Promise.all(jobs.map((job) => job.utterance))).filter((u): u is Utterance => u !== undefined);
       } finally {
         for (const job of jobs) this.undelivered.delete(job.id);
       }
     });
+    // The caller sees a failure through `ordered`, which takes `results` up only once the
+    // earlier pushes are delivered: until then a rejection here must not count as unhandled.
+    results.catch(() => undefined);
     const ordered = this.delivered.then(
       () => results,
       () => results,
