@@ -1,12 +1,12 @@
 import { createLocalFeedStorage, exportDir } from '../shared/src/adapters/local-feed-storage.js';
 import { createLocalRecordingStore, recordingsDir } from '../shared/src/adapters/local-recording-store.js';
+import { AuditTrail } from '../shared/src/audit/audit-trail.js';
 import type { FeedStorage } from '../shared/src/ports/feed-storage.port.js';
 import type { RecordingStore } from '../shared/src/ports/recording-store.port.js';
 import type { TranscriptStore } from '../shared/src/ports/transcript-store.port.js';
 import type { Runtime } from '../shared/src/runtime.js';
 import { createTranscriptStore } from '../store/src/transcript-store.js';
 import { apiMetrics } from './src/api-metrics.js';
-import { AuditTrail } from './src/audit/audit-trail.js';
 import { CallTracker } from './src/consumer/call-tracker.js';
 import { SessionWaiter } from './src/consumer/session-waiter.js';
 import { TokenBuckets } from './src/domain/token-bucket.js';

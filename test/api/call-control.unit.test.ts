@@ -223,10 +223,11 @@ t.test('every stream URL, start and stop is audited with hashed call and client 
   const sha = (s: string) => createHash('sha256').update(s).digest('hex');
   const audit = (await readToEnd(api.runtime.eventLog, TOPICS.audit)).map((r) => r.value).filter((a) => a.appId === api.tenant.apiId);
   t.match(audit, [
+    { action: 'app.created', callSidHash: null, clientAddressHash: null }, // the tenant's creation (earshot apps create)
     { action: 'stream_url.issued', requestId: 'req-url', callSidHash: null, clientAddressHash: /^[0-9a-f]{64}$/ },
     { action: 'transcription.start', requestId: 'req-start', callSidHash: sha(callSid) },
     { action: 'transcription.stop', requestId: 'req-stop', callSidHash: sha(callSid) },
   ]);
-  t.equal(audit[0]?.clientAddressHash, sha('127.0.0.1'), 'the client address, hashed');
+  t.equal(audit[1]?.clientAddressHash, sha('127.0.0.1'), 'the client address, hashed');
   t.notOk(JSON.stringify(audit).includes(callSid), 'the Call SID itself is not in the audit');
 });

@@ -1,6 +1,6 @@
 import type { Test } from 'tap';
 import t from 'tap';
-import { sha256Hex } from '../../apps/api/src/audit/audit-trail.js';
+import { sha256Hex } from '../../apps/shared/src/audit/audit-trail.js';
 import type { TranscriptStore } from '../../apps/shared/src/ports/transcript-store.port.js';
 import { readToEnd } from '../../apps/shared/src/read-to-end.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';

@@ -167,6 +167,7 @@ t.test('a download is audited (hashed call id); without an audit record no audio
   t.equal(res.status, 200);
   const audit = (await readToEnd(api.runtime.eventLog, TOPICS.audit)).map((r) => r.value).filter((a) => a.appId === api.tenant.apiId);
   t.match(audit, [
+    { action: 'app.created', callSidHash: null, clientAddressHash: null },
     {
       action: 'recording.downloaded',
       requestId: 'req-dl',

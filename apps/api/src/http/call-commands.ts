@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type { AuditAction, AuditTrail } from '../../../shared/src/audit/audit-trail.js';
 import type { CallEvent, CallEventPayload } from '../../../shared/src/events.js';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { EventLog } from '../../../shared/src/ports/event-log.port.js';
 import { TOPICS } from '../../../shared/src/topics.js';
 import type { ApiMetrics } from '../api-metrics.js';
-import type { AuditAction, AuditTrail } from '../audit/audit-trail.js';
 import type { CallTracker } from '../consumer/call-tracker.js';
 import type { SessionWaiter } from '../consumer/session-waiter.js';
 import type { ApiContext } from './context.js';

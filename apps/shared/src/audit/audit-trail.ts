@@ -1,9 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { EventLog } from '../../../shared/src/ports/event-log.port.js';
-import { TOPICS } from '../../../shared/src/topics.js';
+import type { EventLog } from '../ports/event-log.port.js';
+import { TOPICS } from '../topics.js';
 
 /**
- * Audit records of the API (SPEC §10) on `earshot.audit.v1`, keyed by app id. Call SIDs and
+ * Audit records (SPEC §10) on `earshot.audit.v1`, keyed by app id: the API's control and data
+ * accesses, and app changes made with `earshot apps`. Call SIDs and
  * client addresses are stored only as SHA-256 hex digests, so the audit topic can be
  * retained for 30 days without holding call identifiers.
  */
@@ -14,7 +15,13 @@ export type AuditAction =
   | 'recording.downloaded'
   | 'feed_file.downloaded'
   | 'messages.read'
-  | 'live.watched';
+  | 'live.watched'
+  // App changes (`earshot apps ...`), written by AppAdmin beside the apps topic record.
+  | 'app.created'
+  | 'app.secret_rotated'
+  | 'app.disabled'
+  | 'app.webhook_set'
+  | 'app.twilio_auth_token_set';
 
 export interface AuditEntry {
   readonly appId: string;

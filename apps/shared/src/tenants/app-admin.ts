@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { type AuditAction, AuditTrail } from '../audit/audit-trail.js';
 import { EarshotError } from '../errors.js';
 import type { AppChange, AppState } from '../events.js';
 import type { EventLog } from '../ports/event-log.port.js';
@@ -21,6 +22,14 @@ export interface AppSummary {
   readonly webhookUrl: string | null;
   readonly twilioSignatureCheck: boolean;
 }
+
+const AUDIT_ACTIONS: Record<AppChange['type'], AuditAction> = {
+  AppCreated: 'app.created',
+  AppSecretRotated: 'app.secret_rotated',
+  AppDisabled: 'app.disabled',
+  AppWebhookSet: 'app.webhook_set',
+  AppTwilioAuthTokenSet: 'app.twilio_auth_token_set',
+};
 
 const summary = (app: TenantApp): AppSummary => ({
   apiId: app.apiId,
@@ -142,8 +151,16 @@ export class AppAdmin {
   }
 
   private async write(state: AppState): Promise<void> {
-    await this.log.ensureTopics([TOPICS.apps]);
+    await this.log.ensureTopics([TOPICS.apps, TOPICS.audit]);
     await this.log.produce(TOPICS.apps, [{ key: state.apiId, value: state }]);
+    // SPEC §10: every app change is audited; the request id is the apps record's event id.
+    await new AuditTrail(this.log, this.clock).record({
+      appId: state.apiId,
+      action: AUDIT_ACTIONS[state.type],
+      requestId: state.eventId,
+      callSid: null,
+      clientAddress: null,
+    });
   }
 }
 

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
+import type { AuditTrail } from '../../../../shared/src/audit/audit-trail.js';
 import { FEED_CATALOG, type FeedDayRef, type FeedStorage } from '../../../../shared/src/ports/feed-storage.port.js';
 import type { AppDirectory } from '../../../../shared/src/tenants/app-directory.js';
-import type { AuditTrail } from '../../audit/audit-trail.js';
 import { tenantOf } from '../context.js';
 import { ApiError, type ErrorStatus } from '../errors.js';
 import type { NamedSchema, RouteSpec } from '../route.js';

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { z } from 'zod';
+import type { AuditTrail } from '../../../../shared/src/audit/audit-trail.js';
 import type { TenantApp } from '../../../../shared/src/tenants/app-directory.js';
-import type { AuditTrail } from '../../audit/audit-trail.js';
 import type { CallTracker } from '../../consumer/call-tracker.js';
 import type { TokenBuckets } from '../../domain/token-bucket.js';
 import type { ApiContext } from '../context.js';

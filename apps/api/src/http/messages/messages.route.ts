@@ -1,7 +1,7 @@
 import { z } from 'zod';
+import type { AuditTrail } from '../../../../shared/src/audit/audit-trail.js';
 import { isEarshotError } from '../../../../shared/src/errors.js';
 import type { StoredUtterance, TranscriptStore } from '../../../../shared/src/ports/transcript-store.port.js';
-import type { AuditTrail } from '../../audit/audit-trail.js';
 import { CALL_SID_PATTERN } from '../../domain/transcription-rules.js';
 import { tenantOf } from '../context.js';
 import { ApiError } from '../errors.js';

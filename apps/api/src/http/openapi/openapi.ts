@@ -92,7 +92,11 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[]): OpenApiDocum
       { name: 'conversation', description: 'A call’s utterances after the fact, from the transcript store (SPEC §3.4)' },
       { name: 'recordings', description: 'Session audio kept when start-streaming had audioRecordingAllowed (SPEC §6)' },
       { name: 'operations', description: 'Health, readiness, metrics and this document' },
-      { name: 'file exporter', description: 'The daily utterances feed: list feeds, versions, formats, dates, intervals and files; signed download links (SPEC §3.5)' },
+      {
+        name: 'file exporter',
+        description:
+          'The daily utterances feed: list feeds, versions, formats, dates, intervals and files; signed download links (SPEC §3.5)',
+      },
       {
         name: 'live transcripts',
         description: 'The live transcript page: log in with the app credentials, watch a call’s utterances as they arrive',

@@ -1,6 +1,6 @@
 import { z } from 'zod';
+import type { AuditTrail } from '../../../../shared/src/audit/audit-trail.js';
 import type { RecordingInfo, RecordingStore } from '../../../../shared/src/ports/recording-store.port.js';
-import type { AuditTrail } from '../../audit/audit-trail.js';
 import { CALL_SID_PATTERN } from '../../domain/transcription-rules.js';
 import { tenantOf } from '../context.js';
 import { ApiError } from '../errors.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
+import type { AuditTrail } from '../../../../shared/src/audit/audit-trail.js';
 import type { StreamTokens } from '../../../../shared/src/tenants/stream-tokens.js';
-import type { AuditTrail } from '../../audit/audit-trail.js';
 import { tenantOf } from '../context.js';
 import type { RouteSpec } from '../route.js';
 
