@@ -147,6 +147,9 @@ export async function run(args: string[]): Promise<BenchResult> {
         name.startsWith('OAuth2') ? oauth.tokenRequests - tokensBefore : '-',
       ]);
       progress(`${name}: ${Math.round((ok - 1) / seconds)} deliveries/s`);
+      // The next mode's dispatcher reads the topic from the start: this tenant's messages are skipped, not sent again.
+      await admin.disable(apiId);
+      await until(() => rt.apps.get(apiId)?.disabled === true, 10_000);
     }
     notes.push(
       `Throughput: ${o.messages} messages over 100 calls (per-call order kept), ${config.EARSHOT_WEBHOOK_CONNECTIONS} keep-alive connections per target (EARSHOT_WEBHOOK_CONNECTIONS), P-256 certificates, TLS 1.3. The receiver (Node https, JSON parse) and oidc-provider run in this same process and share its CPU: the rates are a lower bound for the dispatcher. CPU ms per delivery (this process: dispatcher, receiver, Kafka client, TLS both ends) depends little on the machine's load; deliveries/s depends on it a lot, since this process gets only its share of the 2 cores. Time includes the Kafka fetches and writing one DeliveryAttempted event per message to Kafka.`,
