@@ -13,7 +13,7 @@ import { createTranscriptStore } from '../../../store/src/transcript-store.js';
 import { startWebhooksApp } from '../../../webhooks/main.js';
 import { parseOptions } from '../args.js';
 
-const APPS = ['ingest', 'api', 'asr', 'webhooks', 'store', 'export'] as const;
+export const APPS = ['ingest', 'api', 'asr', 'webhooks', 'store', 'export'] as const;
 type AppName = (typeof APPS)[number];
 
 const USAGE = `Usage: earshot start [--mode embedded|distributed] [--apps ${APPS.join(',')}]
