@@ -5,7 +5,7 @@ import type { FeedStorage } from '../shared/src/ports/feed-storage.port.js';
 import type { RecordingStore } from '../shared/src/ports/recording-store.port.js';
 import type { TranscriptStore } from '../shared/src/ports/transcript-store.port.js';
 import type { Runtime } from '../shared/src/runtime.js';
-import { createTranscriptStore } from '../store/src/transcript-store.js';
+import { createTranscriptStore } from '../shared/src/transcript-store/transcript-store.js';
 import { apiMetrics } from './src/api-metrics.js';
 import { CallTracker } from './src/consumer/call-tracker.js';
 import { SessionWaiter } from './src/consumer/session-waiter.js';

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { createLocalFeedStorage, exportDir } from '../shared/src/adapters/local-feed-storage.js';
 import type { FeedStorage } from '../shared/src/ports/feed-storage.port.js';
 import type { Runtime } from '../shared/src/runtime.js';
-import { createTranscriptStore } from '../store/src/transcript-store.js';
+import { createTranscriptStore } from '../shared/src/transcript-store/transcript-store.js';
 import type { ExportSource } from './src/day-export.js';
 import { type ExportOutcome, type ExportRunnerDeps, exportMetrics, runExportDay } from './src/export-runner.js';
 import { createLocalRunLedger, type RunLedger } from './src/run-ledger.js';

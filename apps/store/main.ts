@@ -1,7 +1,7 @@
 import type { TranscriptStore } from '../shared/src/ports/transcript-store.port.js';
 import type { Runtime } from '../shared/src/runtime.js';
+import { createTranscriptStore, describeStore } from '../shared/src/transcript-store/transcript-store.js';
 import { StoreConsumer, type StoreTopics } from './src/consumer/store-consumer.js';
-import { createTranscriptStore, describeStore } from './src/transcript-store.js';
 
 /**
  * The store app (SPEC §9): migrates the transcript store, then runs the batching consumer

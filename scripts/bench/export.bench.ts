@@ -9,7 +9,7 @@ import { loadEarshotConfig } from '../../apps/shared/src/config.js';
 import type { UtteranceRecognized } from '../../apps/shared/src/events.js';
 import { createLogger } from '../../apps/shared/src/logger.js';
 import type { StoredUtterance } from '../../apps/shared/src/ports/transcript-store.port.js';
-import { ClickHouseTranscriptStore } from '../../apps/store/src/clickhouse/clickhouse-transcript-store.js';
+import { ClickHouseTranscriptStore } from '../../apps/shared/src/transcript-store/clickhouse/clickhouse-transcript-store.js';
 import type { BenchResult } from './run.js';
 
 /**

@@ -4,7 +4,7 @@ import { createLocalFeedStorage, exportDir } from '../../apps/shared/src/adapter
 import { createLocalRecordingStore, recordingsDir } from '../../apps/shared/src/adapters/local-recording-store.js';
 import { writeWavPcm16 } from '../../apps/shared/src/audio/wav.js';
 import type { UtteranceRecognized } from '../../apps/shared/src/events.js';
-import { createTranscriptStore } from '../../apps/store/src/transcript-store.js';
+import { createTranscriptStore } from '../../apps/shared/src/transcript-store/transcript-store.js';
 import { type ApiHarness, type ApiResponse, type Credentials, newCallSid, startBody, startTestApi } from '../api/support/api-harness.js';
 import { memorySource, stored } from '../export/support.js';
 import { testLogger } from '../support/infra.js';

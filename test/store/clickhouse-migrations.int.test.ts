@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@clickhouse/client';
 import t, { type Test } from 'tap';
-import { applyMigrations, MIGRATIONS_DIR, readMigrations, splitStatements } from '../../apps/store/src/clickhouse/migrations.js';
+import {
+  applyMigrations,
+  MIGRATIONS_DIR,
+  readMigrations,
+  splitStatements,
+} from '../../apps/shared/src/transcript-store/clickhouse/migrations.js';
 import { testConfig, testLogger } from '../support/infra.js';
 import { randomSuffix } from '../support/wait.js';
 

@@ -1,6 +1,6 @@
 import { DuckDBInstance } from '@duckdb/node-api';
 import t from 'tap';
-import { DUCKDB_MIGRATIONS } from '../../apps/store/src/embedded/duckdb-migrations.js';
+import { DUCKDB_MIGRATIONS } from '../../apps/shared/src/transcript-store/embedded/duckdb-migrations.js';
 import { batchOf, embeddedTestStore, utterance } from '../support/store.js';
 
 /** The embedded store's versioned schema: a file made by version 1 is upgraded in place, rows kept. */

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { sqlNumber, sqlString } from '../../apps/store/src/clickhouse/sql-literal.js';
+import { sqlNumber, sqlString } from '../../apps/shared/src/transcript-store/clickhouse/sql-literal.js';
 import { clickhouseSql } from '../support/store.js';
 
 /** Whatever goes through sqlString comes back from the real ClickHouse 18.16 unchanged. */

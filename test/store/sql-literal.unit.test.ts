@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { sqlIdentifier, sqlNumber, sqlString, sqlStringList, sqlUInt } from '../../apps/store/src/clickhouse/sql-literal.js';
+import {
+  sqlIdentifier,
+  sqlNumber,
+  sqlString,
+  sqlStringList,
+  sqlUInt,
+} from '../../apps/shared/src/transcript-store/clickhouse/sql-literal.js';
 
 /** The one escaping helper for ClickHouse SQL (no query parameters on 18.16). Real-server round trips: sql-literal.int.test.ts. */
 t.test('sqlString escapes quotes, backslashes, NUL and control characters', async (t) => {

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { TOPICS } from '../../apps/shared/src/topics.js';
+import { DuckDbTranscriptStore } from '../../apps/shared/src/transcript-store/embedded/duckdb-transcript-store.js';
+import { embeddedStoreFile } from '../../apps/shared/src/transcript-store/transcript-store.js';
 import { startStoreApp } from '../../apps/store/main.js';
-import { DuckDbTranscriptStore } from '../../apps/store/src/embedded/duckdb-transcript-store.js';
-import { embeddedStoreFile } from '../../apps/store/src/transcript-store.js';
 import { testLogger } from '../support/infra.js';
 import { testRuntime } from '../support/runtime.js';
 import { utterance } from '../support/store.js';

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { createClient } from '@clickhouse/client';
 import type { AuditRecorded, DeliveryAttempted, SessionEvent, UtteranceRecognized } from '../../apps/shared/src/events.js';
 import type { StoreBatch } from '../../apps/shared/src/ports/transcript-store.port.js';
-import { ClickHouseTranscriptStore } from '../../apps/store/src/clickhouse/clickhouse-transcript-store.js';
-import { DuckDbTranscriptStore } from '../../apps/store/src/embedded/duckdb-transcript-store.js';
+import { ClickHouseTranscriptStore } from '../../apps/shared/src/transcript-store/clickhouse/clickhouse-transcript-store.js';
+import { DuckDbTranscriptStore } from '../../apps/shared/src/transcript-store/embedded/duckdb-transcript-store.js';
 import { testConfig, testLogger } from './infra.js';
 import { randomSuffix } from './wait.js';
 

@@ -97,8 +97,16 @@ export const configSchema = z
       .string()
       .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM in UTC, e.g. 02:00')
       .default('02:00'),
-    EARSHOT_EXPORT_MAX_FILE_BYTES: z.coerce.number().int().min(1024).default(256 * 1024 * 1024), // uncompressed rows per file
-    EARSHOT_EXPORT_CLAIM_TTL_S: z.coerce.number().int().min(60).default(6 * 3600), // a crashed node's claim on a day expires after this
+    EARSHOT_EXPORT_MAX_FILE_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(256 * 1024 * 1024), // uncompressed rows per file
+    EARSHOT_EXPORT_CLAIM_TTL_S: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .default(6 * 3600), // a crashed node's claim on a day expires after this
     EARSHOT_EXPORT_URL_TTL_S: z.coerce.number().int().min(10).max(86_400).default(300), // getfeedfile download links
     EARSHOT_EXPORT_URL_BASE: z
       .string()

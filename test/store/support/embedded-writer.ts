@@ -1,5 +1,5 @@
 import { createLogger } from '../../../apps/shared/src/logger.js';
-import { DuckDbTranscriptStore } from '../../../apps/store/src/embedded/duckdb-transcript-store.js';
+import { DuckDbTranscriptStore } from '../../../apps/shared/src/transcript-store/embedded/duckdb-transcript-store.js';
 import { batchOf, utterance } from '../../support/store.js';
 
 /**

@@ -8,8 +8,8 @@ import { EarshotError } from '../../../shared/src/errors.js';
 import { createLogger } from '../../../shared/src/logger.js';
 import { createRuntime } from '../../../shared/src/runtime.js';
 import { AppAdmin } from '../../../shared/src/tenants/app-admin.js';
+import { createTranscriptStore } from '../../../shared/src/transcript-store/transcript-store.js';
 import { startStoreApp } from '../../../store/main.js';
-import { createTranscriptStore } from '../../../store/src/transcript-store.js';
 import { startWebhooksApp } from '../../../webhooks/main.js';
 import { parseOptions } from '../args.js';
 

@@ -1,5 +1,5 @@
-import type { AuditRecorded, DeliveryAttempted, Role, SessionEvent, UtteranceRecognized } from '../../shared/src/events.js';
-import type { StoredUtterance } from '../../shared/src/ports/transcript-store.port.js';
+import type { AuditRecorded, DeliveryAttempted, Role, SessionEvent, UtteranceRecognized } from '../events.js';
+import type { StoredUtterance } from '../ports/transcript-store.port.js';
 
 /**
  * Events → flat table rows (snake_case, the column names of docs/sql.md), shared by the

@@ -1,4 +1,4 @@
-import { EarshotError } from '../../shared/src/errors.js';
+import { EarshotError } from '../errors.js';
 
 /** A store operation failed; `retriable` says whether trying again later may succeed (server down) or not (bad schema). */
 export class StoreError extends EarshotError {

@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
-import type { Config } from '../../shared/src/config.js';
-import type { Logger } from '../../shared/src/logger.js';
-import type { TranscriptStore } from '../../shared/src/ports/transcript-store.port.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { TranscriptStore } from '../ports/transcript-store.port.js';
 import { ClickHouseTranscriptStore } from './clickhouse/clickhouse-transcript-store.js';
 import { DuckDbTranscriptStore } from './embedded/duckdb-transcript-store.js';
 

@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, type Registry } from '../../../shared/src/me
 import type { CommitOffset, EventLog, EventLogConsumer, LogRecord, RecordBatch } from '../../../shared/src/ports/event-log.port.js';
 import type { StoreBatch, TranscriptStore } from '../../../shared/src/ports/transcript-store.port.js';
 import { TOPICS, type TopicSpec } from '../../../shared/src/topics.js';
-import { rowProblem } from '../rows.js';
+import { rowProblem } from '../../../shared/src/transcript-store/rows.js';
 
 /**
  * The store app's batching consumer (SPEC §9): reads utterances, sessions, deliveries and

@@ -1,6 +1,6 @@
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
-import type { Logger } from '../../../shared/src/logger.js';
-import type { StoreBatch, StoredUtterance, TranscriptStore } from '../../../shared/src/ports/transcript-store.port.js';
+import type { Logger } from '../../logger.js';
+import type { StoreBatch, StoredUtterance, TranscriptStore } from '../../ports/transcript-store.port.js';
 import { auditRow, deliveryRow, EXPORT_CHUNK_MS, sessionRow, storedUtterance, UTTERANCE_COLUMNS, utteranceRow } from '../rows.js';
 import { StoreError } from '../store-error.js';
 import { applyMigrations } from './migrations.js';

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { Logger } from '../../../shared/src/logger.js';
+import type { Logger } from '../../logger.js';
 import { StoreError } from '../store-error.js';
 import { sqlString, sqlUInt } from './sql-literal.js';
 
@@ -21,7 +21,7 @@ import { sqlString, sqlUInt } from './sql-literal.js';
  * An applied migration whose file changed (checksum) is refused: write a new migration.
  */
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../../infra/clickhouse/migrations/', import.meta.url));
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../../../infra/clickhouse/migrations/', import.meta.url));
 
 export interface Migration {
   readonly version: number;

@@ -1,5 +1,5 @@
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import type { Logger } from '../../../shared/src/logger.js';
+import type { Logger } from '../../logger.js';
 import { StoreError } from '../store-error.js';
 
 /**

@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { Logger } from '../../../shared/src/logger.js';
-import type { StoreBatch, StoredUtterance, TranscriptStore } from '../../../shared/src/ports/transcript-store.port.js';
+import type { Logger } from '../../logger.js';
+import type { StoreBatch, StoredUtterance, TranscriptStore } from '../../ports/transcript-store.port.js';
 import { auditRow, deliveryRow, EXPORT_CHUNK_MS, sessionRow, storedUtterance, UTTERANCE_COLUMNS, utteranceRow } from '../rows.js';
 import { StoreError } from '../store-error.js';
 import { type DuckDbFile, type DuckDbFileOptions, sharedDuckDbFile } from './duckdb-file.js';
