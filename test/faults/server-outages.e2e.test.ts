@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,7 +7,7 @@ import t from 'tap';
 import { testConfig } from '../support/infra.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { startTopology } from '../support/topology.js';
-import { sleep } from '../support/wait.js';
+import { freePort, sleep } from '../support/wait.js';
 import { assertWer, runScenario } from './support/scenario.js';
 
 /**
@@ -22,14 +21,6 @@ const ROOT = new URL('../../', import.meta.url).pathname;
 const run = promisify(execFile);
 const OUTAGE_MS = 10_000;
 const MID_CALL_MS = 4000; // 8 s of media at speed 2: the customer's first turn is under way
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 t.test('Kafka, ClickHouse and the schema registry down for 10 s mid-call lose nothing', async (t) => {
   // A broker of our own, on free ports, state in a temp dir; jars from the shared cache.

@@ -2,8 +2,6 @@ import { createClient } from '@clickhouse/client';
 import t from 'tap';
 import { exportDay } from '../../apps/export/src/day-export.js';
 import { createLocalFeedStorage, exportDir } from '../../apps/shared/src/adapters/local-feed-storage.js';
-import { createLocalRecordingStore, recordingsDir } from '../../apps/shared/src/adapters/local-recording-store.js';
-import { writeWavPcm16 } from '../../apps/shared/src/audio/wav.js';
 import { sha256Hex } from '../../apps/shared/src/audit/audit-trail.js';
 import type { AuditRecorded } from '../../apps/shared/src/events.js';
 import { readToEnd } from '../../apps/shared/src/read-to-end.js';
@@ -12,6 +10,7 @@ import { TOPICS } from '../../apps/shared/src/topics.js';
 import { startStoreApp } from '../../apps/store/main.js';
 import { newCallSid, startBody, startTestApi } from '../api/support/api-harness.js';
 import { memorySource, stored } from '../export/support.js';
+import { putTestRecording } from '../support/fixtures.js';
 import { clickhouseTestStore } from '../support/store.js';
 import { waitFor } from '../support/wait.js';
 
@@ -60,20 +59,7 @@ t.test('each control and data access, and each app change, leaves its audit entr
     const res = await api.call('GET', `/conversation/v1/conversation/messages?externalId=${callSid}`, { headers: headers('req-messages') });
     return res.status === 200;
   });
-  const recording = await createLocalRecordingStore(recordingsDir(config)).put(
-    apiId,
-    {
-      callSid,
-      customerStreamId: '00000000-0000-4000-8000-000000000001',
-      agentStreamId: '00000000-0000-4000-8000-000000000002',
-      durationMs: 100,
-      mediaStartMs: 0,
-      complete: true,
-      truncated: false,
-      createdAtMs: Date.now(),
-    },
-    writeWavPcm16(8000, [new Int16Array(800), new Int16Array(800)]),
-  );
+  const recording = await putTestRecording(config, apiId, callSid);
   t.equal(
     (await api.call('GET', `/mg-autotranscribe/v1/recordings/${recording.recordingId}/audio`, { headers: headers('req-recording') }))
       .status,

@@ -1,13 +1,12 @@
 import t from 'tap';
 import { exportDay } from '../../apps/export/src/day-export.js';
 import { createLocalFeedStorage, exportDir } from '../../apps/shared/src/adapters/local-feed-storage.js';
-import { createLocalRecordingStore, recordingsDir } from '../../apps/shared/src/adapters/local-recording-store.js';
-import { writeWavPcm16 } from '../../apps/shared/src/audio/wav.js';
-import type { UtteranceRecognized } from '../../apps/shared/src/events.js';
 import { createTranscriptStore } from '../../apps/shared/src/transcript-store/transcript-store.js';
 import { type ApiHarness, type ApiResponse, type Credentials, newCallSid, startBody, startTestApi } from '../api/support/api-harness.js';
 import { memorySource, stored } from '../export/support.js';
+import { putTestRecording } from '../support/fixtures.js';
 import { testLogger } from '../support/infra.js';
+import { utterance } from '../support/store.js';
 
 /**
  * Issue 9's tenant-isolation matrix: tenant B, with valid credentials of its own, aims at
@@ -162,25 +161,17 @@ t.test("tenant B's credentials against every operation for tenant A's data: refu
   t.equal((await api.call('POST', '/mg-autotranscribe/v1/start-streaming', { json: startBody(callSid) })).status, 200, "A's call started");
   const transcripts = createTranscriptStore(config, testLogger);
   await transcripts.migrate();
-  await transcripts.writeBatch({ utterances: [utteranceOf(a.apiId, callSid)], sessions: [], deliveries: [], audit: [] });
+  await transcripts.writeBatch({
+    utterances: [utterance({ tenantId: a.apiId, callSid, startMs: 1000, text: SECRET_TEXT })],
+    sessions: [],
+    deliveries: [],
+    audit: [],
+  });
   await transcripts.close();
   const ownMessages = await api.call<{ items: { text: string }[] }>('GET', `/conversation/v1/conversation/messages?externalId=${callSid}`);
   t.equal(ownMessages.body.items[0]?.text, SECRET_TEXT, 'A reads its own transcript (the fixture is visible to its owner)');
 
-  const recording = await createLocalRecordingStore(recordingsDir(config)).put(
-    a.apiId,
-    {
-      callSid,
-      customerStreamId: '00000000-0000-4000-8000-000000000001',
-      agentStreamId: '00000000-0000-4000-8000-000000000002',
-      durationMs: 100,
-      mediaStartMs: 0,
-      complete: true,
-      truncated: false,
-      createdAtMs: Date.now(),
-    },
-    writeWavPcm16(8000, [new Int16Array(800), new Int16Array(800)]),
-  );
+  const recording = await putTestRecording(config, a.apiId, callSid);
   const ownAudio = await api.call('GET', `/mg-autotranscribe/v1/recordings/${recording.recordingId}/audio`);
   t.equal(ownAudio.status, 200, 'A downloads its own recording');
 
@@ -237,28 +228,4 @@ t.test("tenant B's credentials against every operation for tenant A's data: refu
 async function liveCookie(api: ApiHarness, who: Credentials): Promise<string> {
   const login = await api.call('POST', '/live/session', { as: null, json: { apiId: who.apiId, apiSecret: who.apiSecret } });
   return (login.headers['set-cookie'] ?? '').split(';')[0] ?? '';
-}
-
-function utteranceOf(tenantId: string, callSid: string): UtteranceRecognized {
-  const now = Date.now();
-  return {
-    eventId: `${callSid}-e1`,
-    utteranceId: `${callSid}:MZ1:inbound:8000`,
-    callSid,
-    tenantId,
-    streamId: 'MZ00000000000000000000000000000001',
-    role: 'customer',
-    senderExternalId: 'customer-42',
-    track: 'inbound',
-    startMs: 1000,
-    endMs: 2000,
-    text: SECRET_TEXT,
-    unredactedText: null,
-    language: 'en-US',
-    tokens: null,
-    engine: 'test',
-    model: 'test',
-    speechEndedAtMs: now,
-    occurredAtMs: now,
-  };
 }

@@ -1,5 +1,4 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
@@ -15,7 +14,7 @@ import { createTestCa } from '../webhooks/support/pki.js';
 import { type Receiver, startReceiver } from '../webhooks/support/receiver.js';
 import { type AppProcess, startAppProcess } from './app-process.js';
 import { testRuntime } from './runtime.js';
-import { randomSuffix, waitFor } from './wait.js';
+import { freePort, randomSuffix, waitFor } from './wait.js';
 
 /**
  * The distributed gateway as an operator runs it without Docker: the servers of `earshot infra
@@ -201,12 +200,4 @@ export async function waitStored(topology: Topology, callSid: string, timeoutMs 
     timeoutMs,
   );
   return topology.stored(callSid);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
