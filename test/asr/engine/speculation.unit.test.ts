@@ -269,3 +269,32 @@ t.test('a decode refused (full model queue) mid-push fails that push only, and n
   const next = await stream.push(audio(['speech', 640], ['silence', 800]));
   t.equal(next.length, 1, 'the stream goes on with the next utterance');
 });
+
+t.test('a confirmed utterance refused by a full model queue is offered again until taken, never lost', async (t) => {
+  const call = audio(['silence', 320], ['speech', 1280], ['silence', 800], ['speech', 640], ['silence', 800]);
+  const plain = fakeBackend({ speculate: false });
+  let refusals = 0;
+  const busy: StreamBackend = {
+    ...plain.backend,
+    recognize: (samples, maxTokens) => {
+      if (refusals < 5) {
+        refusals++;
+        return Promise.reject(
+          Object.assign(new Error('speech recognition overloaded: 64 utterances waiting'), { code: 'EARSHOT_ASR_OVERLOADED' }),
+        );
+      }
+      return plain.backend.recognize(samples, maxTokens);
+    },
+  };
+  const got = await run(busy, call);
+  t.equal(refusals, 5, 'the pool refused five times');
+  t.equal(got.length, 2, 'both utterances still came out');
+  t.ok(
+    got.every((u) => u.text.startsWith('final')),
+    'from decodes of their audio',
+  );
+
+  // Any other failure is not retried: it reaches the caller.
+  const broken: StreamBackend = { ...plain.backend, recognize: () => Promise.reject(new Error('speech engine is closed')) };
+  await t.rejects(run(broken, call), /speech engine is closed/);
+});

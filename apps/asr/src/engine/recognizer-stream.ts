@@ -175,7 +175,7 @@ export class VadRecognizerStream implements RecognizerStream {
       recognition = speculated.job.result;
     } else {
       this.dropSpeculation();
-      recognition = this.backend.recognize(this.audio.copy(from, to), maxTokensFor((to - from) / 8000));
+      recognition = recognizeWhenAdmitted(this.backend, this.audio.copy(from, to), maxTokensFor((to - from) / 8000));
     }
     const utterance = recognition.then((recognition) => {
       if (recognition.text === '') return undefined;
@@ -242,4 +242,23 @@ export function proportionalWordTimes(text: string, startMs: number, endMs: numb
     const end = startMs + Math.round((span * (at - 1)) / total);
     return { text: word, startMs: start, endMs: Math.max(start, end) };
   });
+}
+
+/**
+ * A confirmed utterance is never given up because the model's queue is full: the decode is
+ * offered again until the pool takes it (the pool refuses to bound its memory; the consumer's
+ * backpressure stops reading new audio meanwhile, so the waiting is bounded by the streams in
+ * flight). Any other failure (engine closed, worker dead) still rejects.
+ */
+export const ADMISSION_RETRY_MS = 25;
+
+export async function recognizeWhenAdmitted(backend: StreamBackend, audio: Float32Array, maxTokens: number): Promise<Recognition> {
+  for (;;) {
+    try {
+      return await backend.recognize(audio, maxTokens);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'EARSHOT_ASR_OVERLOADED') throw error;
+      await new Promise((resolve) => setTimeout(resolve, ADMISSION_RETRY_MS));
+    }
+  }
 }
