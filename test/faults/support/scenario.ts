@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import kafkajs from 'kafkajs';
 import type { Test } from 'tap';
@@ -104,6 +104,15 @@ export async function runScenario(
   };
   mkdirSync(dirname(RESULTS_FILE), { recursive: true });
   appendFileSync(RESULTS_FILE, `${JSON.stringify(outcome)}\n`);
+  if (outcome.lost > 0 || outcome.duplicated > 0) {
+    // What each process said, for whoever has to find out why.
+    const dump = join(dirname(RESULTS_FILE), `${scenario.replace(/[^a-z0-9]+/gi, '-')}.log`);
+    const outputs = [...topology.processes.entries()].flatMap(([app, ps]) =>
+      ps.map((p) => `==== ${app} (pid ${p.child.pid})\n${p.output()}`),
+    );
+    writeFileSync(dump, `${JSON.stringify({ callSid, stored: final }, null, 1)}\n${outputs.join('\n')}`);
+    t.comment(`process outputs: ${dump}`);
+  }
   t.comment(JSON.stringify(outcome));
   t.equal(outcome.lost, 0, `${scenario}: no utterance lost`);
   t.equal(outcome.duplicated, 0, `${scenario}: no utterance duplicated in the store`);

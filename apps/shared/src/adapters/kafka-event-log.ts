@@ -115,7 +115,7 @@ export class KafkaEventLog implements EventLog {
 
   async endOffsets(name: string): Promise<number[]> {
     const admin = await this.connectAdmin();
-    const offsets = await admin.fetchTopicOffsets(this.wire(name));
+    const offsets = await retryNotLeader(() => admin.fetchTopicOffsets(this.wire(name)));
     const result: number[] = [];
     for (const o of offsets) result[o.partition] = Number(o.high);
     return result;
@@ -131,8 +131,9 @@ export class KafkaEventLog implements EventLog {
         timestamp: String(r.timestampMs ?? now),
       })),
     );
-    const producer = await this.connectProducer();
     try {
+      // Connecting is inside: with the broker away, a (re)connect fails like a send and is as retriable.
+      const producer = await this.connectProducer();
       await producer.send({ topic: this.wire(topic.name), messages, acks: -1 });
     } catch (error) {
       throw new EarshotError('EARSHOT_EVENT_LOG_UNAVAILABLE', `cannot produce to ${topic.name}: ${(error as Error).message}`, {
@@ -293,4 +294,22 @@ class KafkaConsumer implements EventLogConsumer {
 
 export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
   return new KafkaEventLog(options);
+}
+
+/**
+ * Right after a topic is created (or a broker restarted) the admin client's metadata can name a
+ * partition leader that is not ready yet: the broker answers NOT_LEADER_OR_FOLLOWER (6) or
+ * LEADER_NOT_AVAILABLE (5), which kafkajs does not retry on a ListOffsets. Seen on fresh test
+ * namespaces on a loaded broker; a few short retries ride it out.
+ */
+async function retryNotLeader<T>(request: () => Promise<T>, attempts = 10): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await request();
+    } catch (error) {
+      const code = (error as { code?: number }).code;
+      if ((code !== 6 && code !== 5) || attempt >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
+  }
 }
