@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startTestApi } from '../api/support/api-harness.js';
 import { audioOf, eventsOf, expectedAudio, metricValue, range, startHarness, TwilioStream, waitForEnd } from '../ingest/support.js';
+import { type Certificate, makeCertificate } from '../support/tls.js';
 import { waitFor } from '../support/wait.js';
-import { type Certificate, handshake, makeCertificate, replaceFile, servedFingerprint } from './certificates.js';
+import { handshake, replaceFile, servedFingerprint } from './certificates.js';
 
 /**
  * Issue 9, TLS: API and ingest accept TLS 1.2 and 1.3 only, and take a renewed certificate

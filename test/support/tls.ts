@@ -1,17 +1,28 @@
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
+export interface Certificate {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly fingerprint: string;
+  /** Where they were written (`<name>.crt`, `<name>.key` in the directory given). */
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
 /**
- * A self-signed P-256 certificate for 127.0.0.1 (CN localhost), valid one day, written to
- * `dir` as cert.pem / key.pem. Asynchronous on purpose: a synchronous child process would
- * block an in-process server under test.
+ * A self-signed P-256 certificate for localhost and 127.0.0.1 with the common name `name`,
+ * valid one day, made in `dir` with openssl. Asynchronous on purpose: a synchronous child
+ * process would block an in-process server under test.
  */
-export async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: string }> {
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
+export async function makeCertificate(dir: string, name = 'localhost'): Promise<Certificate> {
+  const certFile = join(dir, `${name}.crt`);
+  const keyFile = join(dir, `${name}.key`);
   await run('openssl', [
     'req',
     '-x509',
@@ -21,15 +32,22 @@ export async function selfSignedCertificate(dir: string): Promise<{ cert: string
     'ec_paramgen_curve:P-256',
     '-nodes',
     '-subj',
-    '/CN=localhost',
+    `/CN=${name}`,
     '-addext',
-    'subjectAltName=IP:127.0.0.1',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
     '-days',
     '1',
     '-keyout',
-    key,
+    keyFile,
     '-out',
-    cert,
+    certFile,
   ]);
-  return { cert, key };
+  const cert = await readFile(certFile);
+  return { cert, key: await readFile(keyFile), fingerprint: new X509Certificate(cert).fingerprint256, certFile, keyFile };
+}
+
+/** The file paths of a self-signed certificate for 127.0.0.1 / localhost made in `dir` (what EARSHOT_TLS_* take). */
+export async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: string }> {
+  const made = await makeCertificate(dir);
+  return { cert: made.certFile, key: made.keyFile };
 }

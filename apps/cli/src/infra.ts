@@ -61,11 +61,12 @@ export class Infra {
         env: { KAFKA_PORT: String(c.EARSHOT_INFRA_KAFKA_PORT), KAFKA_CONTROLLER_PORT: String(c.EARSHOT_INFRA_KAFKA_CONTROLLER_PORT) },
         endpoint: `127.0.0.1:${c.EARSHOT_INFRA_KAFKA_PORT}`,
         ready: async () => {
+          if (!(await portOpen(c.EARSHOT_INFRA_KAFKA_PORT))) return false;
           const log = join(this.serverDir('kafka'), 'logs', 'server.log');
-          // The broker logs this once it serves clients; a bare TCP accept comes earlier.
-          return (
-            (await portOpen(c.EARSHOT_INFRA_KAFKA_PORT)) && existsSync(log) && readFileSync(log, 'utf8').includes('Kafka Server started')
-          );
+          // Ours: the broker logs this once it serves clients (a bare TCP accept comes earlier).
+          if (existsSync(log)) return readFileSync(log, 'utf8').includes('Kafka Server started');
+          // Not started from this state folder (another checkout's, or a broker of your own): ask it.
+          return kafkaAnswers(`127.0.0.1:${c.EARSHOT_INFRA_KAFKA_PORT}`);
         },
       },
       {
@@ -271,6 +272,28 @@ async function stopProcess(pid: number): Promise<void> {
  * may end the socket without 'connect' being seen here: a close without an error also means
  * "taken" (otherwise the promise would never settle and the CLI would exit silently).
  */
+/** Whether a Kafka broker answers a metadata request there (one quick try, no retries, no logs). */
+async function kafkaAnswers(broker: string): Promise<boolean> {
+  const { default: kafkajs } = await import('kafkajs');
+  const admin = new kafkajs.Kafka({
+    brokers: [broker],
+    clientId: 'earshot-infra-probe',
+    connectionTimeout: 2000,
+    requestTimeout: 3000,
+    retry: { retries: 0 },
+    logLevel: kafkajs.logLevel.NOTHING,
+  }).admin();
+  try {
+    await admin.connect();
+    const cluster = await admin.describeCluster();
+    return cluster.brokers.length > 0 && cluster.controller !== null;
+  } catch {
+    return false;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolvePort) => {
     const socket = createConnection({ host: '127.0.0.1', port });
