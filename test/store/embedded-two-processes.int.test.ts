@@ -14,7 +14,7 @@ t.test('a writer process writing without pause and a reader process share the em
   const made = embeddedTestStore({ idleCloseMs: 20, maxHoldMs: 200 });
   t.teardown(() => made.dispose());
   await made.store.migrate();
-  const batches = 12;
+  const batches = 24;
   const perBatch = 20;
   const child = spawn(
     process.execPath,

@@ -8,7 +8,7 @@ import { batchOf, utterance } from '../../support/store.js';
  * then "done <opens>".
  */
 const [path, batches, perBatch, pauseMs] = process.argv.slice(2) as [string, string, string, string];
-const store = new DuckDbTranscriptStore(path, { logger: createLogger({ level: 'fatal', name: 'writer' }), maxHoldMs: 200 });
+const store = new DuckDbTranscriptStore(path, { logger: createLogger({ level: 'fatal', name: 'writer' }), maxHoldMs: 30 }); // short: even a fast run of the batches must hand the file over
 await store.migrate();
 for (let b = 0; b < Number(batches); b++) {
   const us = Array.from({ length: Number(perBatch) }, (_, i) => utterance({ callSid: 'CAwriter', startMs: b * 100_000 + i * 10 }));
