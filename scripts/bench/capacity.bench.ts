@@ -1,14 +1,11 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startApi } from '../../apps/api/main.js';
 import { startAsrApp } from '../../apps/asr/main.js';
 import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
 import { startIngest } from '../../apps/ingest/main.js';
-import { loadEarshotConfig } from '../../apps/shared/src/config.js';
 import type { UtteranceRecognized } from '../../apps/shared/src/events.js';
 import type { Runtime } from '../../apps/shared/src/runtime.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
@@ -17,6 +14,7 @@ import { type CorpusTrack, generateTestAudio } from '../test-audio/corpus.js';
 import { pooledWer } from '../test-audio/wer.js';
 import { findBrokerPid, machineTicks, openRuntime, pct, processTicks, sleep, TICKS, until } from './latency.bench.js';
 import type { BenchResult } from './run.js';
+import { benchRun } from './support/bench-env.js';
 import type { PlayCommand, PlayerMessage } from './support/call-player.js';
 import { dropNamespace } from './support/namespace.js';
 
@@ -95,22 +93,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   const corpus = generateTestAudio(process.env.EARSHOT_TEST_AUDIO_DIR, { log: (line) => progress(`test-audio: ${line}`) });
   const script = corpus.call.tracks;
   const callMs = corpus.call.durationMs;
-  const namespace = `bench-capacity-${randomBytes(4).toString('hex')}`;
-  const dataDir = mkdtempSync(join(tmpdir(), 'earshot-bench-capacity-'));
-  const config = loadEarshotConfig({
-    env: {
-      ...process.env,
-      EARSHOT_MODE: 'distributed',
-      EARSHOT_DATA_DIR: dataDir,
-      EARSHOT_LOG_LEVEL: 'error',
-      EARSHOT_SECRETS_KEY: Buffer.alloc(32, 7).toString('base64'),
-      EARSHOT_STREAM_TOKEN_KEYS: `k1:${Buffer.alloc(32, 9).toString('base64')}`,
-      EARSHOT_KAFKA_NAMESPACE: namespace,
-      EARSHOT_API_PORT: '0',
-      EARSHOT_INGEST_PORT: '0',
-      ...(o.workers !== undefined ? { EARSHOT_ASR_WORKERS: String(o.workers) } : {}),
-    },
-  });
+  const { config, namespace, dataDir } = benchRun('capacity', o.workers !== undefined ? { EARSHOT_ASR_WORKERS: String(o.workers) } : {});
   await ensureModels(config.EARSHOT_MODELS_DIR);
   const stops: (() => Promise<void>)[] = [];
   const steps: StepResult[] = [];

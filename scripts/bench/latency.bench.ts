@@ -1,7 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { startApi } from '../../apps/api/main.js';
 import { startAsrApp } from '../../apps/asr/main.js';
 import { DEFAULT_ENDPOINTING, endpointOptions } from '../../apps/asr/src/engine/endpointer.js';
@@ -10,7 +8,7 @@ import { createMoonshineEngine } from '../../apps/asr/src/engine/moonshine-engin
 import type { SpeechEngine } from '../../apps/asr/src/engine/speech-engine.port.js';
 import { newCallSid, simulateCall } from '../../apps/cli/src/simulate/twilio-call.js';
 import { startIngest } from '../../apps/ingest/main.js';
-import { type Config, loadEarshotConfig } from '../../apps/shared/src/config.js';
+import type { Config } from '../../apps/shared/src/config.js';
 import { createEventLog } from '../../apps/shared/src/event-log.js';
 import type { UtteranceRecognized } from '../../apps/shared/src/events.js';
 import { createLogger } from '../../apps/shared/src/logger.js';
@@ -20,6 +18,7 @@ import { createTestApp } from '../../test/support/runtime.js';
 import { type CorpusTrack, generateTestAudio } from '../test-audio/corpus.js';
 import { pooledWer } from '../test-audio/wer.js';
 import type { BenchResult } from './run.js';
+import { benchRun } from './support/bench-env.js';
 import { dropNamespace } from './support/namespace.js';
 
 /**
@@ -135,23 +134,8 @@ export async function run(args: string[]): Promise<BenchResult> {
     customer: new Uint8Array(readFileSync(corpus.call.tracks.customer.mulaw)),
     agent: new Uint8Array(readFileSync(corpus.call.tracks.agent.mulaw)),
   };
-  const namespace = `bench-latency-${randomBytes(4).toString('hex')}`;
-  const dataDir = mkdtempSync(join(tmpdir(), 'earshot-bench-latency-'));
   // Production settings (event log built from the config, as `earshot start` does), test keys.
-  const config = loadEarshotConfig({
-    env: {
-      ...process.env,
-      EARSHOT_MODE: 'distributed',
-      EARSHOT_DATA_DIR: dataDir,
-      EARSHOT_LOG_LEVEL: 'error',
-      EARSHOT_SECRETS_KEY: Buffer.alloc(32, 7).toString('base64'),
-      EARSHOT_STREAM_TOKEN_KEYS: `k1:${Buffer.alloc(32, 9).toString('base64')}`,
-      EARSHOT_KAFKA_NAMESPACE: namespace,
-      EARSHOT_API_PORT: '0',
-      EARSHOT_INGEST_PORT: '0',
-      ...(o.workers !== undefined ? { EARSHOT_ASR_WORKERS: String(o.workers) } : {}),
-    },
-  });
+  const { config, namespace, dataDir } = benchRun('latency', o.workers !== undefined ? { EARSHOT_ASR_WORKERS: String(o.workers) } : {});
   await ensureModels(config.EARSHOT_MODELS_DIR);
   const fetchMaxWaitMs = config.EARSHOT_KAFKA_FETCH_MAX_WAIT_MS;
   const stops: (() => Promise<void>)[] = [];

@@ -1,13 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { startApi } from '../../apps/api/main.js';
 import { startAsrApp } from '../../apps/asr/main.js';
 import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
 import { newCallSid, simulateCall } from '../../apps/cli/src/simulate/twilio-call.js';
 import { startIngest } from '../../apps/ingest/main.js';
-import { loadEarshotConfig } from '../../apps/shared/src/config.js';
+import type { loadEarshotConfig } from '../../apps/shared/src/config.js';
 import type { UtteranceRecognized } from '../../apps/shared/src/events.js';
 import type { Runtime } from '../../apps/shared/src/runtime.js';
 import { AppAdmin } from '../../apps/shared/src/tenants/app-admin.js';
@@ -20,6 +19,7 @@ import { type Receiver, startReceiver } from '../../test/webhooks/support/receiv
 import { generateTestAudio } from '../test-audio/corpus.js';
 import { openRuntime, pct, sleep, until } from './latency.bench.js';
 import type { BenchResult } from './run.js';
+import { benchRun } from './support/bench-env.js';
 import { dropNamespace } from './support/namespace.js';
 
 /**
@@ -59,24 +59,15 @@ const progress = (line: string) => console.error(`webhooks: ${line}`);
 export async function run(args: string[]): Promise<BenchResult> {
   const o = parse(args);
   const began = Date.now();
-  const namespace = `bench-webhooks-${randomBytes(4).toString('hex')}`;
-  const dir = mkdtempSync(join(tmpdir(), 'earshot-bench-webhooks-'));
-  const config = loadEarshotConfig({
-    env: {
-      ...process.env,
-      EARSHOT_MODE: 'distributed',
-      EARSHOT_DATA_DIR: dir,
-      EARSHOT_LOG_LEVEL: 'error',
-      EARSHOT_SECRETS_KEY: Buffer.alloc(32, 7).toString('base64'),
-      EARSHOT_STREAM_TOKEN_KEYS: `k1:${Buffer.alloc(32, 9).toString('base64')}`,
-      EARSHOT_KAFKA_NAMESPACE: namespace,
-      EARSHOT_API_PORT: '0',
-      EARSHOT_INGEST_PORT: '0',
-      EARSHOT_WEBHOOK_MAX_PENDING: String(o.messages), // the backlog is the point here: nothing dropped
-      EARSHOT_WEBHOOK_MAX_WAIT_MS: '3600000', // nor dropped as stale while it drains
-      // Ten real-time calls on a shared 2-core machine can fill the model queue (64): room for bursts, so the run measures latency instead of failing.
-      EARSHOT_ASR_MAX_QUEUE: process.env.EARSHOT_ASR_MAX_QUEUE ?? '256',
-    },
+  const {
+    config,
+    namespace,
+    dataDir: dir,
+  } = benchRun('webhooks', {
+    EARSHOT_WEBHOOK_MAX_PENDING: String(o.messages), // the backlog is the point here: nothing dropped
+    EARSHOT_WEBHOOK_MAX_WAIT_MS: '3600000', // nor dropped as stale while it drains
+    // Ten real-time calls on a shared 2-core machine can fill the model queue (64): room for bursts, so the run measures latency instead of failing.
+    EARSHOT_ASR_MAX_QUEUE: process.env.EARSHOT_ASR_MAX_QUEUE ?? '256',
   });
   const rows: (string | number)[][] = [];
   const notes: string[] = [];
