@@ -1,6 +1,6 @@
 import { createLocalFeedStorage, exportDir } from '../shared/src/adapters/local-feed-storage.js';
 import { createLocalRecordingStore, recordingsDir } from '../shared/src/adapters/local-recording-store.js';
-import { AuditTrail } from '../shared/src/audit/audit-trail.js';
+import { AUDIT_HASH_KEY_LABEL, AuditTrail } from '../shared/src/audit/audit-trail.js';
 import type { FeedStorage } from '../shared/src/ports/feed-storage.port.js';
 import type { RecordingStore } from '../shared/src/ports/recording-store.port.js';
 import type { TranscriptStore } from '../shared/src/ports/transcript-store.port.js';
@@ -50,7 +50,7 @@ export async function startApi(
   const tls = tlsOptions(config); // refuses plain HTTP off loopback before anything starts
   const metrics = apiMetrics(runtime.metrics);
   const tracker = new CallTracker({ log: runtime.eventLog, logger, metrics, clock });
-  const audit = new AuditTrail(runtime.eventLog, clock);
+  const audit = new AuditTrail(runtime.eventLog, runtime.credentials.derive(AUDIT_HASH_KEY_LABEL), clock);
   const sessions = new SessionWaiter({ log: runtime.eventLog, logger, clock });
   const commands: CallCommandDeps = {
     log: runtime.eventLog,

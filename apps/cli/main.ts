@@ -1,6 +1,7 @@
 import { loadEarshotConfig } from '../shared/src/config.js';
 import { isEarshotError } from '../shared/src/errors.js';
 import { appsCommand } from './src/commands/apps.command.js';
+import { auditHashCommand } from './src/commands/audit-hash.command.js';
 import { demoCommand } from './src/commands/demo.command.js';
 import { exportCommand } from './src/commands/export.command.js';
 import { infraCommand } from './src/commands/infra.command.js';
@@ -22,6 +23,7 @@ Commands:
   simulate-call         play calls to a running gateway as Twilio would
   transcribe FILE       transcribe an audio file offline with the live path's VAD and model
   export --date DAY     run the daily File Exporter for one UTC day by hand
+  audit-hash VALUE      the audit trail's keyed hash of a Call SID or client address
   infra up|down|status  run the local Kafka, schema registry and ClickHouse on loopback
   test                  lint, type-check, bring the servers up and run every test
 
@@ -37,6 +39,7 @@ const commands: Record<string, (argv: string[], config: () => ReturnType<typeof 
   test: testCommand,
   transcribe: transcribeCommand,
   export: exportCommand,
+  'audit-hash': auditHashCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

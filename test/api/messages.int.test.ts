@@ -1,6 +1,6 @@
 import type { Test } from 'tap';
 import t from 'tap';
-import { sha256Hex } from '../../apps/shared/src/audit/audit-trail.js';
+import { AUDIT_HASH_KEY_LABEL, auditHash } from '../../apps/shared/src/audit/audit-trail.js';
 import type { TranscriptStore } from '../../apps/shared/src/ports/transcript-store.port.js';
 import { readToEnd } from '../../apps/shared/src/read-to-end.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
@@ -88,7 +88,7 @@ for (const backend of ['clickhouse', 'embedded'] as const) {
     const read = audit.map((r) => r.value).filter((a) => a.action === 'messages.read');
     t.equal(read.length, 1);
     t.equal(read[0]?.appId, tenantId);
-    t.equal(read[0]?.callSidHash, sha256Hex(callSid));
+    t.equal(read[0]?.callSidHash, auditHash(api.runtime.credentials.derive(AUDIT_HASH_KEY_LABEL), callSid));
     t.equal(read[0]?.requestId, res.headers['x-request-id']);
   });
 

@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import { createClient } from '@clickhouse/client';
 import t from 'tap';
 import { exportDay } from '../../apps/export/src/day-export.js';
 import { createLocalFeedStorage, exportDir } from '../../apps/shared/src/adapters/local-feed-storage.js';
-import { sha256Hex } from '../../apps/shared/src/audit/audit-trail.js';
+import { AUDIT_HASH_KEY_LABEL, auditHash } from '../../apps/shared/src/audit/audit-trail.js';
 import type { AuditRecorded } from '../../apps/shared/src/events.js';
 import { readToEnd } from '../../apps/shared/src/read-to-end.js';
 import { AppAdmin } from '../../apps/shared/src/tenants/app-admin.js';
@@ -115,9 +116,15 @@ t.test('each control and data access, and each app change, leaves its audit entr
   for (const e of expected) {
     const entry = onKafka.find((a) => matches(a, e));
     t.ok(entry, `${e[1]} of ${e[0] === apiId ? 'the tenant' : 'the other app'} is on Kafka`);
-    if (e[3]) t.equal(entry?.callSidHash, sha256Hex(callSid), `${e[1]}: the call id, hashed`);
+    if (e[3])
+      t.equal(entry?.callSidHash, auditHash(api.runtime.credentials.derive(AUDIT_HASH_KEY_LABEL), callSid), `${e[1]}: the call id, hashed`);
   }
   t.notOk(JSON.stringify(onKafka).includes(callSid), 'no Call SID in clear on the audit topic');
+  const plainSha256 = createHash('sha256').update(callSid).digest('hex');
+  t.notOk(
+    onKafka.some((a) => a.callSidHash === plainSha256),
+    'keyed: not a plain SHA-256, which anyone could compute (and reverse for an IPv4 address)',
+  );
 
   // In ClickHouse, through the store app.
   const clickhouse = createClient({ url: config.EARSHOT_CLICKHOUSE_URL });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type AuditAction, AuditTrail } from '../audit/audit-trail.js';
+import { AUDIT_HASH_KEY_LABEL, type AuditAction, AuditTrail } from '../audit/audit-trail.js';
 import { EarshotError } from '../errors.js';
 import type { AppChange, AppState } from '../events.js';
 import type { EventLog } from '../ports/event-log.port.js';
@@ -154,7 +154,7 @@ export class AppAdmin {
     await this.log.ensureTopics([TOPICS.apps, TOPICS.audit]);
     await this.log.produce(TOPICS.apps, [{ key: state.apiId, value: state }]);
     // SPEC §10: every app change is audited; the request id is the apps record's event id.
-    await new AuditTrail(this.log, this.clock).record({
+    await new AuditTrail(this.log, this.box.derive(AUDIT_HASH_KEY_LABEL), this.clock).record({
       appId: state.apiId,
       action: AUDIT_ACTIONS[state.type],
       requestId: state.eventId,
