@@ -87,6 +87,9 @@ export const configSchema = z
     // Shorter silence = sooner text but more sentences split (WER in docs/benchmarks.md).
     EARSHOT_ASR_MIN_SILENCE_MS: z.coerce.number().int().min(100).max(5000).optional(),
     EARSHOT_ASR_TRAILING_PAD_MS: z.coerce.number().int().min(0).max(5000).optional(),
+    // How long the asr waits after a stop command for audio ingest received before the stop but
+    // wrote after it (a Kafka outage, batching); normally the next chunk ends the wait at once.
+    EARSHOT_ASR_STOP_GRACE_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
     EARSHOT_STOP_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
     // Recordings (audioRecordingAllowed, SPEC §6): directory (default <EARSHOT_DATA_DIR>/recordings) and cap per session.
     EARSHOT_RECORDINGS_DIR: z.string().min(1).optional(),

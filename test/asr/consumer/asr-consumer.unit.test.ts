@@ -77,6 +77,11 @@ t.test('a call finishing its last words does not hold up the other calls of its 
     audio(A, 0, 0x10),
     audio(A, 100, 0x10),
     event(A, { type: 'TranscriptionStopRequested', data: { requestId: 'stop-A' } }),
+    // The socket closes: no audio can follow the stop, so it completes without waiting.
+    event(A, {
+      type: 'StreamEnded',
+      data: { streamSid: `MZ${A.slice(-2)}`, reason: 'closed_without_stop', detail: null, framesReceived: 0, framesDropped: 0 },
+    }),
   ]);
   // B, after A's stop on the same partition: a whole utterance.
   const b = [start(B)];
@@ -93,5 +98,56 @@ t.test('a call finishing its last words does not hold up the other calls of its 
   t.ok(
     utterances.some((u) => u.callSid === A),
     "A's last words were not lost",
+  );
+});
+
+t.test('a stop whose stream went silent (ingest died, no end event) completes after the grace period', async (t) => {
+  const runtime = await testRuntime({ env: { EARSHOT_TOPIC_PARTITIONS: '1', EARSHOT_ASR_STOP_GRACE_MS: '300' } });
+  t.teardown(() => runtime.cleanup());
+  const asr = await startAsr(runtime, fakeEngine({ 16: 'hello' }), { groupId: 'asr-test' });
+  t.teardown(() => asr.stop());
+  const sessions: SessionEvent[] = [];
+  const utterances: UtteranceRecognized[] = [];
+  const reader = runtime.eventLog.createConsumer({ groupId: 'reader', topics: [TOPICS.utterances, TOPICS.sessions] });
+  await reader.run(async (batch) => {
+    for (const r of batch.records as LogRecord<UtteranceRecognized | SessionEvent>[]) {
+      if (batch.topic === TOPICS.utterances.name) utterances.push(r.value as UtteranceRecognized);
+      else sessions.push(r.value as SessionEvent);
+    }
+  });
+  t.teardown(() => reader.stop());
+  const event = (payload: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>, i: number) => ({
+    key: A,
+    value: { eventId: `g${i}`, callSid: A, tenantId: 'app_a', occurredAtMs: Date.now(), ...payload } as CallEvent,
+  });
+  const chunk = (ms: number, byte: number) => ({
+    type: 'AudioChunkReceived' as const,
+    data: {
+      streamSid: 'MZaa',
+      track: 'inbound' as const,
+      firstChunk: ms / 20 + 1,
+      lastChunk: ms / 20 + 5,
+      timestampMs: ms,
+      durationMs: 100,
+      payload: Buffer.alloc(800, byte),
+    },
+  });
+  const startedAt = Date.now();
+  await runtime.eventLog.produce(TOPICS.callEvents, [
+    event({ type: 'TranscriptionStartRequested', data: startRequest({ requestId: 'start-g' }) }, 0),
+    event(chunk(0, 16), 1),
+    event(chunk(100, 16), 2),
+    event({ type: 'TranscriptionStopRequested', data: { requestId: 'stop-g' } }, 3),
+  ]);
+  await waitFor('the session closed by the grace timer', () => sessions.some((s) => s.type === 'TranscriptionSessionClosed'));
+  t.ok(Date.now() - startedAt >= 300, 'not before the grace period');
+  t.match(
+    sessions.find((s) => s.type === 'TranscriptionSessionClosed'),
+    { data: { requestId: 'stop-g', reason: 'stop_requested' } },
+  );
+  t.same(
+    utterances.map((u) => u.text),
+    ['hello'],
+    'the words in progress are flushed',
   );
 });

@@ -34,12 +34,28 @@ function harness(t: Test, options: { maxDurationS?: number } = {}) {
     recordings: { store, maxDurationS: options.maxDurationS ?? 3600, written: (o) => outcomes.push(o) },
   });
   let offset = 0;
+  // Received in the order sent: occurredAtMs grows with the offset, as it does from one ingest node.
   const send = (event: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>) =>
-    transcriber.handle({ eventId: `e${offset}`, callSid: CALL, tenantId: TENANT, occurredAtMs: 0, ...event } as CallEvent, offset++);
+    transcriber.handle({ eventId: `e${offset}`, callSid: CALL, tenantId: TENANT, occurredAtMs: offset, ...event } as CallEvent, offset++);
   const startData = (over: Partial<TranscriptionStartRequested> = {}): TranscriptionStartRequested =>
     startRequest({ customerId: 'cust-1', audioRecordingAllowed: true, customerStreamId: C1, agentStreamId: A1, ...over });
   const start = (over: Partial<TranscriptionStartRequested> = {}) => send({ type: 'TranscriptionStartRequested', data: startData(over) });
-  const stop = () => send({ type: 'TranscriptionStopRequested', data: { requestId: 'req-stop' } });
+  // The stream goes on after a stop: the next chunk ingest received after it completes the stop.
+  const stop = async () => {
+    await send({ type: 'TranscriptionStopRequested', data: { requestId: 'req-stop' } });
+    await send({
+      type: 'AudioChunkReceived',
+      data: {
+        streamSid: 'MZ1',
+        track: 'inbound',
+        firstChunk: 1,
+        lastChunk: 1,
+        timestampMs: 0,
+        durationMs: 20,
+        payload: Buffer.alloc(160, 0xff),
+      },
+    });
+  };
   const audio = (track: 'inbound' | 'outbound', ms: number, payload: Uint8Array, streamSid = 'MZ1') =>
     send({
       type: 'AudioChunkReceived',
@@ -303,6 +319,15 @@ t.test('a store failure is reported and the session still closes', async (t) => 
     1,
   );
   await transcriber.handle({ ...base, eventId: 'c', type: 'TranscriptionStopRequested', data: { requestId: 'r' } }, 2);
+  await transcriber.handle(
+    {
+      ...base,
+      eventId: 'd',
+      type: 'StreamEnded',
+      data: { streamSid: 'MZ1', reason: 'closed_without_stop', detail: null, framesReceived: 0, framesDropped: 0 },
+    },
+    3,
+  );
   t.same(errors, [['disk full', 'recording']]);
   t.same(sessions, ['TranscriptionSessionOpened', 'TranscriptionSessionClosed']);
 });

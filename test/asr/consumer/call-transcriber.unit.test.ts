@@ -22,11 +22,12 @@ function harness(words: Record<number, string> = { 16: 'hello there', 32: 'my ca
     },
   };
   const engine = fakeEngine(words);
+  const clock = { ms: 1000 };
   const transcriber = new CallTranscriber(CALL, 'app_a', 3, {
     engine,
     emit,
     redactionRules: () => DEFAULT_RULES,
-    now: () => 1000,
+    now: () => clock.ms,
     onError: (e) => errors.push(e),
   });
   let offset = 0;
@@ -45,25 +46,34 @@ function harness(words: Record<number, string> = { 16: 'hello there', 32: 'my ca
       at,
     );
   /** 100 ms of speech (byte) or silence (0xff) on a track at media time ms. */
-  const audio = (track: 'inbound' | 'outbound', ms: number, byte: number, streamSid = 'MZ1') =>
-    send({
-      type: 'AudioChunkReceived',
-      data: {
-        streamSid,
-        track,
-        firstChunk: ms / 20 + 1,
-        lastChunk: ms / 20 + 5,
-        timestampMs: ms,
-        durationMs: 100,
-        payload: Buffer.alloc(800, byte),
+  const audio = (track: 'inbound' | 'outbound', ms: number, byte: number, streamSid = 'MZ1', at = 0) =>
+    send(
+      {
+        type: 'AudioChunkReceived',
+        data: {
+          streamSid,
+          track,
+          firstChunk: ms / 20 + 1,
+          lastChunk: ms / 20 + 5,
+          timestampMs: ms,
+          durationMs: 100,
+          payload: Buffer.alloc(800, byte),
+        },
       },
-    });
+      at,
+    );
   /** Speech from..to ms then silence until `until` on one track. */
   const speak = async (track: 'inbound' | 'outbound', from: number, to: number, until: number, byte = 0x10) => {
     for (let ms = from; ms < until; ms += 100) await audio(track, ms, ms < to ? byte : 0xff);
   };
-  const stop = (requestId = 'req-stop', at = 5000) => send({ type: 'TranscriptionStopRequested', data: { requestId } }, at);
-  return { transcriber, utterances, sessions, errors, engine, send, start, audio, speak, stop, offset: () => offset };
+  /** The stop command alone: with a live stream it waits for the audio received before it. */
+  const stopCommand = (requestId = 'req-stop', at = 5000) => send({ type: 'TranscriptionStopRequested', data: { requestId } }, at);
+  /** A stop as it usually goes: the stream goes on, and the first chunk received after it completes it. */
+  const stop = async (requestId = 'req-stop', at = 5000) => {
+    await stopCommand(requestId, at);
+    await audio('inbound', 60_000, 0xff, 'MZ1', at + 100);
+  };
+  return { transcriber, utterances, sessions, errors, engine, clock, send, start, audio, speak, stop, stopCommand, offset: () => offset };
 }
 
 t.test('audio before start-streaming is never transcribed', async (t) => {
@@ -295,4 +305,125 @@ t.test('an utterance whose text is ready keeps its audio held until it is writte
   await h.transcriber.drain();
   t.equal(h.utterances.length, 2);
   t.equal(h.transcriber.holdOffset(), null, 'released once written');
+});
+
+// A stop command (from the API's producer) can reach the partition before audio ingest received
+// earlier: after a Kafka outage ingest writes its backlog late; its 100 ms batching alone does
+// it on every call. That audio belongs to the session (regression: its utterances were lost).
+t.test('a stop waits for audio received before it that reaches the partition after it', async (t) => {
+  const h = harness();
+  await h.start({}, 0);
+  for (let ms = 0; ms < 500; ms += 100) await h.audio('inbound', ms, 0x10, 'MZ1', 1000 + ms); // speech starts
+  await h.stopCommand('req-stop', 2000); // the API's stop overtakes ingest's backlog
+  t.ok(h.transcriber.started, 'the stop waits: the stream is live');
+  t.equal(h.transcriber.holdOffset(), 1, 'the oldest needed audio stays held');
+  // The backlog: received before the stop (occurredAtMs ≤ 2000), written after it.
+  for (let ms = 500; ms < 1000; ms += 100) await h.audio('inbound', ms, 0x10, 'MZ1', 1900 + ms / 10);
+  await h.audio('outbound', 0, 0x20, 'MZ1', 1900);
+  t.ok(h.transcriber.started);
+  await h.audio('inbound', 1000, 0x30, 'MZ1', 2050); // received after the stop: ends the wait, not transcribed
+  t.notOk(h.transcriber.started, 'closed');
+  t.same(
+    h.utterances.map((u) => [u.role, u.startMs, u.endMs]),
+    [
+      ['customer', 0, 1000],
+      ['agent', 0, 100],
+    ],
+    'the late audio is transcribed; the chunk after the stop is not',
+  );
+  const closed = h.sessions.at(-1);
+  t.match(closed, { type: 'TranscriptionSessionClosed', data: { requestId: 'req-stop', reason: 'stop_requested', commandOffset: 6 } });
+  t.same(
+    closed?.type === 'TranscriptionSessionClosed' && closed.data.summaries.map((s) => [s.role, s.totalAudioBytes, s.streamingSeconds]),
+    [
+      ['customer', 10 * 800, 2],
+      ['agent', 800, 2],
+    ],
+    'totals count the late audio; streaming time ends at the stop',
+  );
+});
+
+t.test('a waiting stop holds its own offset, so a new owner replays it and the audio after it', async (t) => {
+  const h = harness();
+  await h.start({}, 0);
+  await h.audio('inbound', 0, 0xff, 'MZ1', 10); // silence: nothing pending
+  await h.transcriber.drain();
+  t.equal(h.transcriber.holdOffset(), null);
+  await h.stopCommand('req-stop', 2000);
+  t.equal(h.transcriber.holdOffset(), 2, 'the stop command itself');
+  await h.audio('inbound', 100, 0xff, 'MZ1', 2100);
+  await h.transcriber.drain();
+  t.equal(h.transcriber.holdOffset(), null, 'released once the session is closed');
+});
+
+t.test('a stop with no live stream closes at once', async (t) => {
+  const h = harness();
+  await h.start();
+  await h.stopCommand('req-1', 10); // start-streaming, then stop, no media stream ever connected
+  t.notOk(h.transcriber.started);
+  t.match(h.sessions.at(-1), { type: 'TranscriptionSessionClosed', data: { requestId: 'req-1' } });
+
+  await h.start({ requestId: 'req-2' });
+  await h.speak('inbound', 0, 300, 300);
+  await h.send({
+    type: 'StreamEnded',
+    data: { streamSid: 'MZ1', reason: 'closed_without_stop', detail: null, framesReceived: 0, framesDropped: 0 },
+  });
+  t.ok(h.transcriber.started, 'a lost socket does not end the session');
+  await h.stopCommand('req-3', 20);
+  t.notOk(h.transcriber.started, 'the stream had ended: nothing more can come');
+  t.equal(h.utterances.length, 1);
+});
+
+t.test('the end of the stream completes a waiting stop, with the stop request id', async (t) => {
+  const h = harness();
+  await h.start();
+  await h.speak('inbound', 0, 300, 300);
+  await h.stopCommand('req-stop', 5000);
+  t.ok(h.transcriber.started);
+  await h.send(
+    { type: 'StreamEnded', data: { streamSid: 'MZ1', reason: 'stopped', detail: null, framesReceived: 0, framesDropped: 0 } },
+    4000,
+  );
+  t.notOk(h.transcriber.started);
+  t.match(h.sessions.at(-1), { type: 'TranscriptionSessionClosed', data: { requestId: 'req-stop', reason: 'stop_requested' } });
+  t.equal(h.utterances.length, 1, 'what was said is flushed');
+});
+
+t.test('a stop whose late audio never comes completes after the grace period', async (t) => {
+  const h = harness();
+  await h.start();
+  await h.speak('inbound', 0, 300, 300); // then the ingest node dies: no StreamEnded, no more audio
+  await h.stopCommand('req-stop', 5000);
+  t.notOk(h.transcriber.stopExpired(h.clock.ms + 9_999));
+  await h.transcriber.expireStop();
+  t.ok(h.transcriber.started, 'not before the grace period');
+  h.clock.ms += 10_000;
+  t.ok(h.transcriber.stopExpired(h.clock.ms));
+  await h.transcriber.expireStop();
+  t.notOk(h.transcriber.started);
+  t.match(h.sessions.at(-1), { type: 'TranscriptionSessionClosed', data: { requestId: 'req-stop' } });
+  t.equal(h.utterances.length, 1);
+});
+
+t.test('a start while a stop waits completes the stop first (hold, then back)', async (t) => {
+  const h = harness();
+  await h.start({}, 0);
+  await h.speak('inbound', 0, 300, 300);
+  await h.stopCommand('req-stop', 5000);
+  await h.start({ requestId: 'req-2', customerStreamId: 'stream-c2' }, 5001);
+  t.same(
+    h.sessions.map((s) => [s.type, s.data.requestId]),
+    [
+      ['TranscriptionSessionOpened', 'req-start'],
+      ['TranscriptionSessionClosed', 'req-stop'],
+      ['TranscriptionSessionOpened', 'req-2'],
+    ],
+  );
+  await h.speak('inbound', 1000, 1300, 2000);
+  await h.transcriber.drain();
+  t.same(
+    h.utterances.map((u) => u.streamId),
+    ['stream-c', 'stream-c2'],
+  );
 });

@@ -85,6 +85,7 @@ export async function startAsr(
 
   const transcriberDeps = {
     engine,
+    stopGraceMs: runtime.config.EARSHOT_ASR_STOP_GRACE_MS,
     emit,
     redactionRules: () => DEFAULT_RULES,
     now: Date.now,
@@ -172,6 +173,20 @@ export async function startAsr(
     });
   }
 
+  /** A stop that waited its grace period for late audio in vain completes, in order with the call's events. */
+  function expireStop(entry: CallEntry): void {
+    entry.chain = entry.chain.then(async () => {
+      if (entry.failed) return;
+      try {
+        await entry.transcriber.expireStop();
+      } catch (error) {
+        entry.failed = true;
+        metrics.errors.inc({ stage: 'handle' });
+        log.error({ err: error, callSid: entry.transcriber.callSid }, 'asr.call_failed');
+      }
+    });
+  }
+
   const pendingIn = (state: PartitionState): number => [...state.calls.values()].reduce((n, c) => n + c.pending.length, 0);
   const oldestChain = (state: PartitionState): Promise<void> =>
     Promise.race([...state.calls.values()].filter((c) => c.pending.length > 0).map((c) => c.chain));
@@ -193,6 +208,7 @@ export async function startAsr(
     const now = Date.now();
     for (const state of partitions.values()) {
       for (const [callSid, entry] of state.calls) {
+        if (entry.transcriber.stopExpired(now)) expireStop(entry);
         if (!entry.transcriber.started && entry.pending.length === 0 && now - entry.lastSeenMs > IDLE_CALL_MS) state.calls.delete(callSid);
       }
       commit(state).catch((error) => log.warn({ err: error, partition: state.partition }, 'asr.commit_failed'));

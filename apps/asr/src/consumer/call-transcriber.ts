@@ -36,6 +36,11 @@ export interface TranscriberDeps {
   readonly now: () => number;
   /** Reports a failure of background work (inference, produce) that no caller awaits. */
   readonly onError: (error: unknown, context: Record<string, unknown>) => void;
+  /**
+   * How long a stop waits, after it is read, for audio the gateway received before the stop
+   * but that reaches the partition after it (see `Stopping`). Default 10 s.
+   */
+  readonly stopGraceMs?: number;
   /** Where sessions with `audioRecordingAllowed` keep their audio; absent: nothing is recorded. */
   readonly recordings?: {
     readonly store: RecordingStore;
@@ -81,9 +86,28 @@ interface Session {
   readonly fromStart: boolean;
 }
 
+/**
+ * A stop command that has been read but not yet carried out. The stop comes from the API's
+ * producer, the audio from ingest's: after a Kafka outage (or just ingest's 100 ms batching) the
+ * stop can reach the partition before audio that ingest received earlier. That audio belongs to
+ * the session, so the stop waits until ingest's records pass the stop's time (a chunk received
+ * after it), the stream ends, or the grace period runs out.
+ */
+interface Stopping {
+  readonly requestId: string;
+  readonly occurredAtMs: number;
+  readonly offset: number;
+  readonly deadlineMs: number;
+}
+
+const DEFAULT_STOP_GRACE_MS = 10_000;
+
 export class CallTranscriber {
   private session: Session | null = null;
   private streamSid: string | null = null;
+  /** A media stream is connected (started or sending audio, not ended): more audio will come. */
+  private streamLive = false;
+  private stopping: Stopping | null = null;
 
   constructor(
     readonly callSid: string,
@@ -99,21 +123,39 @@ export class CallTranscriber {
   /** Restores a session that was open at the committed offset (after a rebalance or crash). */
   restore(start: TranscriptionStartRequested, openedAtMs: number): void {
     this.session = this.newSession(start, openedAtMs, false);
+    // Whether its stream is still connected is not known here: assume so, so that a replayed
+    // stop still waits for audio that may follow it (a dead stream costs the grace period).
+    this.streamLive = true;
   }
 
   async handle(event: CallEvent, offset: number): Promise<void> {
     switch (event.type) {
       case 'TranscriptionStartRequested':
+        await this.finishStop(); // a start right after a stop (hold, then back): the stop is complete
         return this.start(event, offset);
       case 'TranscriptionStopRequested':
-        return this.close('stop_requested', event.data.requestId, event.occurredAtMs, offset);
+        if (!this.session || this.stopping) return;
+        if (!this.streamLive) return this.close('stop_requested', event.data.requestId, event.occurredAtMs, offset);
+        this.stopping = {
+          requestId: event.data.requestId,
+          occurredAtMs: event.occurredAtMs,
+          offset,
+          deadlineMs: this.deps.now() + (this.deps.stopGraceMs ?? DEFAULT_STOP_GRACE_MS),
+        };
+        return;
       case 'AudioChunkReceived':
+        this.streamLive = true;
+        // Received after the stop: everything ingest had before it is in, so the stop completes.
+        if (this.stopping && event.occurredAtMs > this.stopping.occurredAtMs) return this.finishStop();
         return this.audio(event.data, offset);
       case 'StreamStarted':
         this.streamSid = event.data.streamSid;
+        this.streamLive = true;
         return;
       case 'StreamEnded':
         if (event.data.streamSid !== this.streamSid && this.streamSid !== null) return;
+        this.streamLive = false;
+        if (this.stopping) return this.finishStop(); // no more audio will come before the stop
         // Twilio said stop (the call is over): close the session. Otherwise (socket lost,
         // stream replaced) only finish what was said: a new stream may continue the call.
         if (event.data.reason === 'stopped') return this.close('stream_ended', null, event.occurredAtMs, offset);
@@ -127,9 +169,20 @@ export class CallTranscriber {
     }
   }
 
+  /** A stop is waiting and its grace period is over: `expireStop()` should run (on the call's chain). */
+  stopExpired(nowMs: number): boolean {
+    return this.stopping !== null && nowMs >= this.stopping.deadlineMs;
+  }
+
+  /** Carries out a waiting stop whose grace period is over (no audio after it came: a dead stream). */
+  async expireStop(): Promise<void> {
+    if (this.stopping && this.stopExpired(this.deps.now())) await this.finishStop();
+  }
+
   holdOffset(): number | null {
     if (!this.session) return null;
-    let hold: number | null = null;
+    // A waiting stop holds its own offset: a new owner must replay it (and the late audio after it).
+    let hold: number | null = this.stopping?.offset ?? null;
     for (const track of this.session.tracks.values()) {
       const needed = offsetOfSample(track, track.stream.pendingFromSample);
       if (needed !== null) hold = min(hold, needed);
@@ -293,6 +346,13 @@ export class CallTranscriber {
     const last = track.chunks.at(-1)?.offset ?? 0;
     this.chain(track, track.stream.flush(), offsetOfSample(track, track.stream.pendingFromSample) ?? last);
     await track.tail;
+  }
+
+  private async finishStop(): Promise<void> {
+    const stopping = this.stopping;
+    if (!stopping) return;
+    this.stopping = null;
+    await this.close('stop_requested', stopping.requestId, stopping.occurredAtMs, stopping.offset);
   }
 
   private async close(

@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { startAsrApp } from '../../apps/asr/main.js';
+import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
+import type { CallEvent, SessionEvent, UtteranceRecognized } from '../../apps/shared/src/events.js';
+import type { LogRecord } from '../../apps/shared/src/ports/event-log.port.js';
+import { TOPICS } from '../../apps/shared/src/topics.js';
+import { generateTestAudio } from '../../scripts/test-audio/corpus.js';
+import { startRequest } from '../support/fixtures.js';
+import { testRuntime } from '../support/runtime.js';
+import { waitFor } from '../support/wait.js';
+
+/**
+ * The order a Kafka outage leaves on a call's partition when it spans stop-streaming: the api's
+ * stop command is written before ingest's backlog of audio that ingest received earlier (two
+ * producers; arrival order). Real Kafka, the real asr app and model, the corpus call's customer
+ * track. The customer's third turn (26.0-28.2 s of media) is in that backlog: it must be
+ * transcribed, and nothing received after the stop may be.
+ */
+const CALL = 'CA5709000000000000000000000000000a';
+const STOP_AT_MEDIA_MS = 30_000; // the stop is requested when 30 s of the call have been received
+const BACKLOG_FROM_MS = 24_000; // ingest could not write 24-30 s before the outage ended
+
+t.test('audio received before a stop but written after it is still transcribed', async (t) => {
+  const corpus = generateTestAudio();
+  const runtime = await testRuntime({ kafka: true, env: { EARSHOT_TOPIC_PARTITIONS: '1' } });
+  t.teardown(() => runtime.cleanup());
+  await ensureModels(runtime.config.EARSHOT_MODELS_DIR);
+  await runtime.eventLog.ensureTopics([TOPICS.callEvents, TOPICS.utterances, TOPICS.sessions]);
+  const asr = await startAsrApp(runtime);
+  t.teardown(() => asr.stop());
+  const utterances: UtteranceRecognized[] = [];
+  const sessions: SessionEvent[] = [];
+  const reader = runtime.eventLog.createConsumer({ groupId: 'reader', topics: [TOPICS.utterances, TOPICS.sessions] });
+  await reader.run(async (batch) => {
+    for (const r of batch.records as LogRecord<UtteranceRecognized | SessionEvent>[]) {
+      if (batch.topic === TOPICS.utterances.name) utterances.push(r.value as UtteranceRecognized);
+      else sessions.push(r.value as SessionEvent);
+    }
+  });
+  t.teardown(() => reader.stop());
+
+  // Ingest's clock: the call started at t0; a chunk is received when its last frame is.
+  const t0 = Date.now() - 60_000;
+  let n = 0;
+  const event = (occurredAtMs: number, payload: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>) => ({
+    key: CALL,
+    value: { eventId: `ev-${n++}`, callSid: CALL, tenantId: 'app_a', occurredAtMs, ...payload } as CallEvent,
+  });
+  const audio = readFileSync(corpus.call.tracks.customer.mulaw);
+  const chunk = (ms: number) =>
+    event(t0 + ms + 100, {
+      type: 'AudioChunkReceived',
+      data: {
+        streamSid: 'MZstop',
+        track: 'inbound',
+        firstChunk: ms / 20 + 1,
+        lastChunk: ms / 20 + 5,
+        timestampMs: ms,
+        durationMs: 100,
+        payload: audio.subarray(ms * 8, (ms + 100) * 8),
+      },
+    });
+  const chunks = (from: number, to: number) => {
+    const out = [];
+    for (let ms = from; ms < to && ms * 8 < audio.length; ms += 100) out.push(chunk(ms));
+    return out;
+  };
+
+  await runtime.eventLog.produce(TOPICS.callEvents, [
+    event(t0, { type: 'TranscriptionStartRequested', data: startRequest({ requestId: 'req-start' }) }),
+    ...chunks(0, BACKLOG_FROM_MS),
+  ]);
+  // The api's stop (requested at 30 s) lands first, then ingest's backlog, then the live stream.
+  await runtime.eventLog.produce(TOPICS.callEvents, [
+    event(t0 + STOP_AT_MEDIA_MS + 50, { type: 'TranscriptionStopRequested', data: { requestId: 'req-stop' } }),
+  ]);
+  await runtime.eventLog.produce(TOPICS.callEvents, chunks(BACKLOG_FROM_MS, STOP_AT_MEDIA_MS));
+  await runtime.eventLog.produce(TOPICS.callEvents, chunks(STOP_AT_MEDIA_MS, corpus.call.durationMs));
+
+  await waitFor('the session closed', () => sessions.some((s) => s.type === 'TranscriptionSessionClosed'), 120_000);
+  const closed = sessions.find((s) => s.type === 'TranscriptionSessionClosed');
+  t.match(closed, { data: { requestId: 'req-stop', reason: 'stop_requested' } }, 'closed by the stop, so stop-streaming answers');
+  const expected = corpus.call.tracks.customer.utterances.filter((u) => u.endMs < STOP_AT_MEDIA_MS);
+  await waitFor('every utterance before the stop', () => utterances.length >= expected.length, 60_000);
+  const got = [...utterances].sort((a, b) => a.startMs - b.startMs);
+  t.equal(got.length, expected.length, `${expected.length} utterances spoken before the stop, no more`);
+  t.match(got.at(-1)?.unredactedText ?? got.at(-1)?.text, /long will that take/i, 'the turn from the backlog is there');
+  t.ok(
+    got.every((u) => u.endMs <= STOP_AT_MEDIA_MS),
+    'nothing received after the stop was transcribed',
+  );
+});
