@@ -1,11 +1,12 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
 import type { Test } from 'tap';
 import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
 import { httpJson } from '../../apps/cli/src/simulate/http-json.js';
-import { newCallSid, type SimulatedCallResult, simulateCall } from '../../apps/cli/src/simulate/twilio-call.js';
+import { newCallSid, type SimulatedCallOptions, type SimulatedCallResult, simulateCall } from '../../apps/cli/src/simulate/twilio-call.js';
 import type { Runtime } from '../../apps/shared/src/runtime.js';
 import { AppAdmin } from '../../apps/shared/src/tenants/app-admin.js';
 import { type CorpusManifest, generateTestAudio } from '../../scripts/test-audio/corpus.js';
@@ -36,12 +37,19 @@ export interface Topology {
   readonly processes: Map<GatewayApp, AppProcess[]>;
   /** The current api process's URL. */
   apiUrl(): string;
-  /** Starts one more process of `app` (the api is pointed at the current ingest node). */
-  start(app: GatewayApp, env?: Record<string, string>): Promise<AppProcess>;
+  /**
+   * Starts one more process of `app` (the api is pointed at the current ingest node).
+   * `withApi`: an API in the same process, on a port of its own, for the metrics of an app that
+   * has no HTTP port (asr, store, webhooks); the process is listed under `app`.
+   */
+  start(app: GatewayApp, env?: Record<string, string>, options?: { withApi?: boolean }): Promise<AppProcess>;
   /** kill -9 of the app's first (or given) process. */
   kill(app: GatewayApp, which?: AppProcess): Promise<void>;
-  /** Plays the corpus two-party call; `speed` 2 by default. */
-  playCall(options?: { speed?: number; callSid?: string }): { callSid: string; done: Promise<SimulatedCallResult> };
+  /** Plays the corpus two-party call; `speed` 2 by default; `reconnect` as Twilio does when its socket dies. */
+  playCall(options?: { speed?: number; callSid?: string; reconnect?: SimulatedCallOptions['reconnect'] }): {
+    callSid: string;
+    done: Promise<SimulatedCallResult>;
+  };
   /** How many utterances a call of the corpus has. */
   readonly expectedUtterances: number;
   stored(callSid: string): Promise<StoredRow[]>;
@@ -121,12 +129,12 @@ export async function startTopology(
   };
   // The API keeps one port across restarts, as behind a load balancer: clients keep their URL.
   const apiPort = String(await freePort());
-  const start = async (app: GatewayApp, extra: Record<string, string> = {}): Promise<AppProcess> => {
+  const start = async (app: GatewayApp, extra: Record<string, string> = {}, o: { withApi?: boolean } = {}): Promise<AppProcess> => {
     const appEnv =
       app === 'api'
         ? { ...env, EARSHOT_API_PORT: apiPort, EARSHOT_INGEST_PUBLIC_URL: first('ingest').url('ingest'), ...extra }
         : { ...env, ...extra };
-    const started = await startAppProcess(app, appEnv);
+    const started = await startAppProcess(o.withApi && app !== 'api' ? `${app},api` : app, appEnv);
     processes.set(app, [...(processes.get(app) ?? []), started]);
     return started;
   };
@@ -164,6 +172,7 @@ export async function startTopology(
         outbound: new Uint8Array(readFileSync(agent.mulaw)),
         speed: o.speed ?? 2,
         apiRetryMs: 180_000, // an API node restarting (fault tests) keeps its address
+        reconnect: o.reconnect,
       });
       return { callSid, done };
     },
@@ -200,4 +209,72 @@ export async function waitStored(topology: Topology, callSid: string, timeoutMs 
     timeoutMs,
   );
   return topology.stored(callSid);
+}
+
+/**
+ * The ingest nodes behind one address, as a deployment puts them behind a TCP load balancer:
+ * the stream URL Twilio holds stays valid when a node dies. Each new connection goes to the
+ * first live ingest process of the topology; a node's death closes the connections it carried
+ * (the client sees its socket close); with no node up, a connection is closed at once and the
+ * client retries. Point the API at it: `start('api', { EARSHOT_INGEST_PUBLIC_URL: balancer.url })`.
+ */
+export interface IngestBalancer {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function startIngestBalancer(topology: Topology): Promise<IngestBalancer> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    sockets.add(client);
+    client.on('error', () => undefined);
+    const node = topology.processes.get('ingest')?.[0];
+    if (!node) {
+      client.destroy();
+      return;
+    }
+    const { hostname, port } = new URL(node.url('ingest'));
+    const upstream = createConnection({ host: hostname, port: Number(port) });
+    sockets.add(upstream);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `ws://127.0.0.1:${(server.address() as { port: number }).port}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** One scrape of an app's `GET /metrics`: every series as printed (`name` or `name{label="value",...}`) and its value. */
+export async function scrapeMetrics(baseUrl: string): Promise<Map<string, number>> {
+  const res = await httpJson('GET', `${baseUrl}/metrics`);
+  if (res.status !== 200 || typeof res.body !== 'string') throw new Error(`GET ${baseUrl}/metrics: HTTP ${res.status}`);
+  const series = new Map<string, number>();
+  for (const line of res.body.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*(?:\{.*\})?)\s+(\S+)$/.exec(line);
+    if (match?.[1] && match[2] !== undefined) series.set(match[1], Number(match[2]));
+  }
+  return series;
+}
+
+/** The sum of a metric's series whose labels include `labels` (all of them when none are given). */
+export function metricValue(metrics: ReadonlyMap<string, number>, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const [series, value] of metrics) {
+    const brace = series.indexOf('{');
+    if ((brace < 0 ? series : series.slice(0, brace)) !== name) continue;
+    if (Object.entries(labels).every(([k, v]) => series.includes(`${k}="${v}"`))) sum += value;
+  }
+  return sum;
 }

@@ -33,6 +33,14 @@ export interface Outcome {
   readonly recoveryMs: number | null;
   readonly wer: { readonly customer: number; readonly agent: number };
   readonly at: string;
+  /** The disturbed call (a scenario with several calls: the one transcribed through it). */
+  readonly callSid?: string;
+  /**
+   * A loss the scenario allows (Twilio reconnecting after ingest died: the audio of the gap never
+   * reached us): how much call audio, how many utterances were spoken (partly) in it, and how
+   * many of those left no row. `lost` counts only the utterances that had to be stored.
+   */
+  readonly gap?: { readonly mediaMs: number; readonly utterances: number; readonly lost: number };
 }
 
 export interface FaultContext {
@@ -49,7 +57,13 @@ export async function runScenario(
   topology: Topology,
   scenario: string,
   fault: ((ctx: FaultContext) => Promise<void>) | null,
-  options: { speed?: number } = {},
+  options: {
+    speed?: number;
+    /** Calls in the scenario (the one checked plus others the fault plays); default 1. */
+    calls?: number;
+    /** false: a baseline for this file's comparisons only, not a row of the table. Default true. */
+    record?: boolean;
+  } = {},
 ): Promise<Outcome> {
   const { callSid, done } = topology.playCall({ speed: options.speed ?? 2 });
   let faultAt: number | null = null;
@@ -90,7 +104,7 @@ export async function runScenario(
   const distinctPosts = new Set(posts.map((p) => `${p.sender.role}:${p.autotranscribeResponse.start}`)).size;
   const outcome: Outcome = {
     scenario,
-    calls: 1,
+    calls: options.calls ?? 1,
     expected: topology.expectedUtterances,
     stored: final.length,
     lost: Math.max(0, topology.expectedUtterances - final.length),
@@ -101,18 +115,10 @@ export async function runScenario(
     recoveryMs: restoredAt !== null && recoveredAt !== null ? recoveredAt - restoredAt : null,
     wer: topology.werOf(final.length > 0 ? final : rows),
     at: new Date().toISOString(),
+    callSid,
   };
-  mkdirSync(dirname(RESULTS_FILE), { recursive: true });
-  appendFileSync(RESULTS_FILE, `${JSON.stringify(outcome)}\n`);
-  if (outcome.lost > 0 || outcome.duplicated > 0) {
-    // What each process said, for whoever has to find out why.
-    const dump = join(dirname(RESULTS_FILE), `${scenario.replace(/[^a-z0-9]+/gi, '-')}.log`);
-    const outputs = [...topology.processes.entries()].flatMap(([app, ps]) =>
-      ps.map((p) => `==== ${app} (pid ${p.child.pid})\n${p.output()}`),
-    );
-    writeFileSync(dump, `${JSON.stringify({ callSid, stored: final }, null, 1)}\n${outputs.join('\n')}`);
-    t.comment(`process outputs: ${dump}`);
-  }
+  if (options.record !== false) recordOutcome(outcome);
+  if (outcome.lost > 0 || outcome.duplicated > 0) dumpOutputs(t, topology, scenario, { callSid, stored: final });
   t.comment(JSON.stringify(outcome));
   t.equal(outcome.lost, 0, `${scenario}: no utterance lost`);
   t.equal(outcome.duplicated, 0, `${scenario}: no utterance duplicated in the store`);
@@ -157,4 +163,20 @@ export function asrOwnerOf(topology: Topology, callSid: string): AppProcess {
     if (assigned?.includes(partition)) return p;
   }
   throw new Error(`no asr process reports partition ${partition} of call ${callSid}`);
+}
+
+/** Appends a scenario's outcome to the results file (a row of docs/reliability.md's table). */
+export function recordOutcome(outcome: Outcome): void {
+  mkdirSync(dirname(RESULTS_FILE), { recursive: true });
+  appendFileSync(RESULTS_FILE, `${JSON.stringify(outcome)}\n`);
+}
+
+/** What each process said, next to the results file, for whoever has to find out why a scenario lost or duplicated. */
+export function dumpOutputs(t: Test, topology: Topology, scenario: string, facts: unknown): void {
+  const dump = join(dirname(RESULTS_FILE), `${scenario.replace(/[^a-z0-9]+/gi, '-')}.log`);
+  const outputs = [...topology.processes.entries()].flatMap(([app, ps]) =>
+    ps.map((p) => `==== ${app} (pid ${p.child.pid})\n${p.output()}`),
+  );
+  writeFileSync(dump, `${JSON.stringify(facts, null, 1)}\n${outputs.join('\n')}`);
+  t.comment(`process outputs: ${dump}`);
 }
