@@ -1,5 +1,6 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import t from 'tap';
+import { AUDIT_HASH_KEY_LABEL, auditHash } from '../../apps/shared/src/audit/audit-trail.js';
 import type { AuditRecorded, CallEvent } from '../../apps/shared/src/events.js';
 import type { LogRecord } from '../../apps/shared/src/ports/event-log.port.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
@@ -73,7 +74,7 @@ t.test(
       data: { requestId: `int-stop-${callSid}` },
     });
 
-    const callSidHash = createHash('sha256').update(callSid).digest('hex');
+    const callSidHash = auditHash(api.runtime.credentials.derive(AUDIT_HASH_KEY_LABEL), callSid);
     t.match(
       audits.filter((a) => a.callSidHash === callSidHash).map((a) => a.action),
       ['transcription.start', 'transcription.stop'],

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { AUDIT_HASH_KEY_LABEL, auditHash } from '../../apps/shared/src/audit/audit-trail.js';
 import type { CallEvent, StreamStarted } from '../../apps/shared/src/events.js';
 import { readToEnd } from '../../apps/shared/src/read-to-end.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
@@ -219,8 +220,8 @@ t.test('every stream URL, start and stop is audited with hashed call and client 
   const start = await api.call('POST', START, { json: startBody(callSid), headers: { 'x-request-id': 'req-start' } });
   const stop = await api.call('POST', STOP, { json: { namespace: 'twilio', guid: callSid }, headers: { 'x-request-id': 'req-stop' } });
   t.same([url.status, start.status, stop.status], [200, 200, 200]);
-  const { createHash } = await import('node:crypto');
-  const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+  const key = api.runtime.credentials.derive(AUDIT_HASH_KEY_LABEL);
+  const sha = (s: string) => auditHash(key, s); // keyed (HMAC-SHA-256), see audit-trail.ts
   const audit = (await readToEnd(api.runtime.eventLog, TOPICS.audit)).map((r) => r.value).filter((a) => a.appId === api.tenant.apiId);
   t.match(audit, [
     { action: 'app.created', callSidHash: null, clientAddressHash: null }, // the tenant's creation (earshot apps create)

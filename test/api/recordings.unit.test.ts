@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { Test } from 'tap';
 import t from 'tap';
 import { createLocalRecordingStore, recordingsDir } from '../../apps/shared/src/adapters/local-recording-store.js';
+import { AUDIT_HASH_KEY_LABEL, auditHash } from '../../apps/shared/src/audit/audit-trail.js';
 import { EarshotError } from '../../apps/shared/src/errors.js';
 import type { EventLog } from '../../apps/shared/src/ports/event-log.port.js';
 import type { NewRecording } from '../../apps/shared/src/ports/recording-store.port.js';
@@ -171,7 +171,7 @@ t.test('a download is audited (hashed call id); without an audit record no audio
     {
       action: 'recording.downloaded',
       requestId: 'req-dl',
-      callSidHash: createHash('sha256').update(callSid).digest('hex'),
+      callSidHash: auditHash(api.runtime.credentials.derive(AUDIT_HASH_KEY_LABEL), callSid),
       clientAddressHash: /^[0-9a-f]{64}$/,
     },
   ]);
