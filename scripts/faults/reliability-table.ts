@@ -21,6 +21,8 @@ interface Outcome {
   recoveryMs: number | null;
   wer: { customer: number; agent: number };
   at: string;
+  /** A loss the scenario allows (ingest died, Twilio reconnected): `lost` excludes it. */
+  gap?: { mediaMs: number; utterances: number; lost: number };
 }
 
 const file = join(new URL('../../', import.meta.url).pathname, '.earshot/reliability/results.jsonl');
@@ -41,7 +43,9 @@ console.log(
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const o of latest.values()) {
   const seconds = (ms: number | null | undefined) => (ms === null || ms === undefined ? '—' : `${(ms / 1000).toFixed(1)} s`);
+  // A gap's own losses are shown beside the wrong ones: "0 (+1 of 2 spoken in the 4.4 s gap)".
+  const lost = o.gap ? `${o.lost} (+${o.gap.lost} of ${o.gap.utterances} spoken in the ${seconds(o.gap.mediaMs)} gap)` : `${o.lost}`;
   console.log(
-    `| ${o.scenario} | ${o.calls} | ${o.expected} | ${o.stored} | ${o.lost} | ${o.duplicated} | ${o.delivered} (${o.redelivered}) | ${seconds(o.outageMs)} | ${seconds(o.recoveryMs)} | ${pct(o.wer.customer)} / ${pct(o.wer.agent)} | ${o.at.slice(0, 16)} |`,
+    `| ${o.scenario} | ${o.calls} | ${o.expected} | ${o.stored} | ${lost} | ${o.duplicated} | ${o.delivered} (${o.redelivered}) | ${seconds(o.outageMs)} | ${seconds(o.recoveryMs)} | ${pct(o.wer.customer)} / ${pct(o.wer.agent)} | ${o.at.slice(0, 16)} |`,
   );
 }
