@@ -28,6 +28,8 @@ export interface MoonshineOptions {
   readonly decoderPath: string;
   /** Threads of one inference (default 1: the pool scales by workers, not by threads). */
   readonly intraOpNumThreads?: number;
+  /** Dequantize the decoder's constant weights once at load (default true; false only to benchmark the old way). */
+  readonly foldQuantizedWeights?: boolean;
 }
 
 export interface Recognition {
@@ -52,7 +54,15 @@ export class Moonshine {
     };
     const [encoder, decoder] = await Promise.all([
       ort.InferenceSession.create(options.encoderPath, sessionOptions),
-      ort.InferenceSession.create(options.decoderPath, sessionOptions),
+      // The decoder's output projection (the tied embedding, 288 × 32768) is stored as uint8
+      // behind a DequantizeLinear that onnxruntime keeps for QDQ-aware providers, so every
+      // token dequantized 9.4 M weights again (~60 % of a step, profiled). With QDQ handling
+      // off, constant folding turns it into a float initializer once, at load: decoder CPU
+      // −42 % on the corpus call, the same tokens (docs/benchmarks.md).
+      ort.InferenceSession.create(
+        options.decoderPath,
+        options.foldQuantizedWeights === false ? sessionOptions : { ...sessionOptions, extra: { session: { disable_quant_qdq: '1' } } },
+      ),
     ]);
     return new Moonshine(encoder, decoder);
   }
