@@ -207,9 +207,23 @@ async function reconnectScenario(
     wer[role] = pooledWer(ours.map((u) => [u.text, rowsOf(matched, u)[0]?.row.text ?? ''] as const)).wer;
   }
 
-  const posts = topology.posted(callSid);
-  const delivered = new Set(posts.map((p) => `${p.sender.role}:${p.autotranscribeResponse.start}`)).size;
-  t.equal(delivered, rows.length, `${scenario}: the webhook got every stored utterance`);
+  // The after-call API lists the call in time order (SPEC §3.4), across both streams: the new
+  // stream's positions start at 0 again (SPEC §6), but its words were said after the old one's.
+  const callTime = (m: (typeof matched)[number]) => m.row.start_ms + (m.streamSid === resumed.streamSid ? resumedAt : 0);
+  const messages = await topology.messages(callSid);
+  t.same(
+    messages.items.map((i) => i.text),
+    [...matched].sort((a, b) => callTime(a) - callTime(b)).map((m) => m.row.text),
+    `${scenario}: the messages API lists the utterances in the order they were said`,
+  );
+
+  // By the utterance id header: (role, start) is not unique across two streams of one call.
+  const posts = topology.receiver.received.filter(
+    (r) => (r.body as { externalConversationId?: string } | null)?.externalConversationId === callSid,
+  );
+  const postedIds = new Set(posts.map((p) => String(p.headers['earshot-utterance-id'])));
+  t.same([...postedIds].sort(), rows.map((r) => r.utterance_id).sort(), `${scenario}: the webhook got every stored utterance`);
+  const delivered = postedIds.size;
 
   const reconnectedAt = resumed.openedAt;
   const firstAfter = rows.find((r) => r.stored_at_ms >= reconnectedAt);
