@@ -19,14 +19,21 @@ export class AvroCodec<T> {
   toAvro(value: T): unknown {
     let avroValue: unknown = value;
     if (this.topic.envelope) {
-      const { type, data, ...rest } = value as unknown as { type: string; data: unknown };
-      avroValue = { ...rest, data: { [qualifiedName(type)]: data } };
+      // A plain copy, not `{ type, data, ...rest }`: the object rest made every audio record cost
+      // ~3× more to check and encode (measured, issue 8); same fields, same order.
+      const { type, data } = value as unknown as { type: string; data: unknown };
+      const copy: Record<string, unknown> = {};
+      for (const key of Object.keys(value as object))
+        if (key !== 'type' && key !== 'data') copy[key] = (value as Record<string, unknown>)[key];
+      copy.data = { [qualifiedName(type)]: data };
+      avroValue = copy;
     }
-    const invalid: string[] = [];
-    const valid = this.type.isValid(avroValue, {
-      errorHook: (path: string[], got: unknown) => invalid.push(`${path.join('.') || '(root)'}=${describe(got)}`),
-    });
-    if (!valid) {
+    // The error hook (a closure per call) only runs to describe a record already found invalid.
+    if (!this.type.isValid(avroValue)) {
+      const invalid: string[] = [];
+      this.type.isValid(avroValue, {
+        errorHook: (path: string[], got: unknown) => invalid.push(`${path.join('.') || '(root)'}=${describe(got)}`),
+      });
       throw new EarshotError('EARSHOT_SCHEMA_INVALID', `record does not match schema ${this.topic.schema}: ${invalid.join(', ')}`, {
         fields: { topic: this.topic.name, schema: this.topic.schema, paths: invalid },
       });
