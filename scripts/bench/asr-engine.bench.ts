@@ -17,7 +17,7 @@ import type { BenchResult } from './run.js';
  * - "sentences": the single sentences pushed whole, one after another (no pacing): RTF is wall
  *   time over audio time, VAD included.
  * Options: --calls N (default 1), --workers N (1), --speed X (1), --min-silence-ms, --pad-ms,
- * --trailing-pad-ms, --no-speculate.
+ * --trailing-pad-ms, --sentence-end-ms, --no-speculate.
  *   npm run bench -- asr-engine [--calls 4 --workers 2]
  */
 export async function run(args: string[]): Promise<BenchResult> {
@@ -32,6 +32,7 @@ export async function run(args: string[]): Promise<BenchResult> {
     minSilenceMs: option('min-silence-ms', DEFAULT_ENDPOINTING.minSilenceMs),
     speechPadMs: option('pad-ms', DEFAULT_ENDPOINTING.speechPadMs),
     trailingPadMs: option('trailing-pad-ms', DEFAULT_ENDPOINTING.trailingPadMs),
+    sentenceEndSilenceMs: option('sentence-end-ms', DEFAULT_ENDPOINTING.sentenceEndSilenceMs),
   };
   const speculate = !args.includes('--no-speculate');
   const paths = await ensureModels(process.env.EARSHOT_MODELS_DIR ?? defaultModelsDir());
@@ -96,7 +97,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   const pct = (p: number) =>
     latencies.length ? (latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] as number) : Number.NaN;
   return {
-    title: `Speech engine (Moonshine tiny + Silero VAD v5): ${workers} worker(s), min silence ${endpointing.minSilenceMs} ms, padding ${endpointing.speechPadMs} ms before / ${endpointing.trailingPadMs} ms after speech, speculation ${speculate && (endpointing.trailingPadMs ?? 0) < (endpointing.minSilenceMs ?? 0) ? 'on' : 'off'}`,
+    title: `Speech engine (Moonshine tiny + Silero VAD v5): ${workers} worker(s), min silence ${endpointing.minSilenceMs} ms, padding ${endpointing.speechPadMs} ms before / ${endpointing.trailingPadMs} ms after speech, sentence end ${endpointing.sentenceEndSilenceMs || 'off'}, speculation ${speculate && (endpointing.trailingPadMs ?? 0) < (endpointing.minSilenceMs ?? 0) ? 'on' : 'off'}`,
     columns: ['scenario', 'utterances', 'audio s', 'RTF', 'p50 latency ms', 'p90 latency ms', 'WER %'],
     rows: [
       [

@@ -27,7 +27,7 @@ import { dropNamespace } from './support/namespace.js';
  * `earshot infra`, in a Kafka namespace of the run's own (deleted after).
  *
  *   npm run bench -- latency [--calls 1,10] [--speed 1] [--workers N] [--seed 1] [--dump samples.json]
- *                            [--min-silence-ms N] [--trailing-pad-ms N] [--no-speculate]
+ *                            [--min-silence-ms N] [--trailing-pad-ms N] [--sentence-end-ms N] [--no-speculate]
  *
  * Without the endpointing options the asr runs exactly as `earshot start` builds it (config
  * and engine defaults); with them (A/B runs) the engine gets those endpointing overrides.
@@ -52,7 +52,7 @@ interface Options {
   readonly calls: readonly number[];
   readonly speed: number;
   readonly workers: number | undefined;
-  readonly endpointing: { minSilenceMs?: number; trailingPadMs?: number };
+  readonly endpointing: { minSilenceMs?: number; trailingPadMs?: number; sentenceEndSilenceMs?: number };
   readonly speculate: boolean;
   readonly seed: number;
   /** Writes every sample (per utterance) of every step to this JSON file. */
@@ -72,6 +72,7 @@ function parse(args: readonly string[]): Options {
   const endpointing = {
     ...(number('min-silence-ms') !== undefined ? { minSilenceMs: number('min-silence-ms') } : {}),
     ...(number('trailing-pad-ms') !== undefined ? { trailingPadMs: number('trailing-pad-ms') } : {}),
+    ...(number('sentence-end-ms') !== undefined ? { sentenceEndSilenceMs: number('sentence-end-ms') } : {}),
   };
   return {
     calls,
@@ -213,7 +214,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   const cell = (values: number[], p: number) => Math.round(pct(values, p));
   const pair = (values: number[]) => `${cell(values, 0.5)} / ${cell(values, 0.95)}`;
   return {
-    title: `End to end latency: N concurrent two-party calls at ${o.speed}x real time through api + ingest + asr (Moonshine tiny, ${describe}; endpointing min silence ${ep.minSilenceMs} ms, trailing pad ${ep.trailingPadMs} ms, speculation ${o.speculate && ep.trailingPadMs < ep.minSilenceMs ? 'on' : 'off'}) in one process on real Kafka`,
+    title: `End to end latency: N concurrent two-party calls at ${o.speed}x real time through api + ingest + asr (Moonshine tiny, ${describe}; endpointing min silence ${ep.minSilenceMs} ms, trailing pad ${ep.trailingPadMs} ms, sentence end ${ep.sentenceEndSilenceMs || 'off'}, speculation ${o.speculate && ep.trailingPadMs < ep.minSilenceMs ? 'on' : 'off'}) in one process on real Kafka`,
     columns: [
       'calls',
       'utterances (events / scripted)',

@@ -2,7 +2,7 @@ import t from 'tap';
 import { DEFAULT_ENDPOINTING, endpointOptions } from '../../../apps/asr/src/engine/endpointer.js';
 import type { Recognition } from '../../../apps/asr/src/engine/moonshine.js';
 import type { PoolJob } from '../../../apps/asr/src/engine/recognizer-pool.js';
-import { type StreamBackend, VadRecognizerStream } from '../../../apps/asr/src/engine/recognizer-stream.js';
+import { endsSentence, type StreamBackend, VadRecognizerStream } from '../../../apps/asr/src/engine/recognizer-stream.js';
 import type { SileroVad } from '../../../apps/asr/src/engine/silero-vad.js';
 import type { EndpointOptions, Utterance } from '../../../apps/asr/src/engine/speech-engine.port.js';
 import { pcm16ToMulaw } from '../../../apps/shared/src/audio/mulaw.js';
@@ -34,7 +34,7 @@ interface Decode {
 }
 
 /** Decodes stay pending until `finishAll` (or `resolve`), as if the worker were busy. */
-function fakeBackend(options: { speculate?: boolean; autoFinish?: boolean } = {}) {
+function fakeBackend(options: { speculate?: boolean; autoFinish?: boolean; text?: (kind: string, audio: Float32Array) => string } = {}) {
   const decodes: Decode[] = [];
   const start = (kind: Decode['kind'], audio: Float32Array) => {
     let resolve!: (r: Recognition) => void;
@@ -49,7 +49,7 @@ function fakeBackend(options: { speculate?: boolean; autoFinish?: boolean } = {}
       resolve: (text) => resolve({ text, tokenIds: [], stop: 'end' }),
     };
     decodes.push(decode);
-    if (options.autoFinish !== false) decode.resolve(`${kind} ${audio.length}`);
+    if (options.autoFinish !== false) decode.resolve(options.text ? options.text(kind, audio) : `${kind} ${audio.length}`);
     return { decode, result };
   };
   const backend: StreamBackend = {
@@ -297,4 +297,93 @@ t.test('a confirmed utterance refused by a full model queue is offered again unt
   // Any other failure is not retried: it reaches the caller.
   const broken: StreamBackend = { ...plain.backend, recognize: () => Promise.reject(new Error('speech engine is closed')) };
   await t.rejects(run(broken, call), /speech engine is closed/);
+});
+
+// Sentence-end endpointing: a pause of `sentenceEndSilenceMs` ends an utterance whose text ends
+// a sentence; the stream reads no further audio until it knows, so speed never changes the split.
+const SENTENCE_END = endpointOptions(DEFAULT_ENDPOINTING, {
+  minSilenceMs: 500,
+  speechPadMs: 500,
+  trailingPadMs: 200,
+  sentenceEndSilenceMs: 300,
+});
+
+t.test('a pause after a sentence ends the utterance at the sentence-end silence, with the speculative decode', async (t) => {
+  // 350 ms of pause, then speech again: only the sentence end can split here (500 ms would merge).
+  const call = audio(['speech', 960], ['silence', 352], ['speech', 640], ['silence', 800]);
+  const punctuated = fakeBackend({ text: (kind, a) => `${kind} ${a.length}.` });
+  const split = await run(punctuated.backend, call, SENTENCE_END);
+  t.same(
+    split.map((u) => [u.startSample, u.endSample, u.endpoint]),
+    [
+      [0, 960 * MS, 'sentence-end'],
+      [(960 + 352) * MS, (960 + 352 + 640) * MS, 'sentence-end'],
+    ],
+  );
+  t.same(
+    punctuated.decodes.map((d) => [d.kind, d.promoted, d.cancelled]),
+    [
+      ['speculative', true, false],
+      ['speculative', true, false],
+    ],
+    'the speculation started at 200 ms is the first utterance: no second decode',
+  );
+
+  const plain = fakeBackend({ text: (kind, a) => `${kind} ${a.length}` }); // no sentence end: as before
+  const merged = await run(plain.backend, call, SENTENCE_END);
+  t.same(
+    merged.map((u) => [u.startSample, u.endSample, u.endpoint]),
+    [[0, (960 + 352 + 640) * MS, 'silence']],
+    'without a sentence end the short pause does not split',
+  );
+});
+
+t.test('the split does not depend on how fast the model is: the stream waits for the text', async (t) => {
+  const call = audio(['speech', 960], ['silence', 352], ['speech', 640], ['silence', 800]);
+  const slow = fakeBackend({ autoFinish: false });
+  const stream = new VadRecognizerStream(slow.backend, SENTENCE_END, false);
+  const pushes: Promise<Utterance[]>[] = [];
+  for (let at = 0; at < call.length; at += 160) pushes.push(stream.push(call.subarray(at, at + 160)));
+  pushes.push(stream.flush());
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(slow.decodes.length, 1, 'one decode, waiting; the speech after the pause is not read yet');
+  t.ok(stream.pendingFromSample <= 0, 'the utterance is still held for a replay');
+  slow.decodes[0]?.resolve('Slow but final.');
+  await new Promise((r) => setTimeout(r, 20));
+  for (const d of slow.decodes.slice(1)) d.resolve('And more.');
+  const got = (await Promise.all(pushes)).flat();
+  t.same(
+    got.map((u) => [u.startSample, u.endpoint, u.text]),
+    [
+      [0, 'sentence-end', 'Slow but final.'],
+      [(960 + 352) * MS, 'sentence-end', 'And more.'],
+    ],
+    'the same two utterances as with a fast model',
+  );
+});
+
+t.test('with the speculation refused (model queue full), the sentence end is decided by a decode of the same audio', async (t) => {
+  const call = audio(['speech', 960], ['silence', 352], ['speech', 640], ['silence', 800]);
+  const { backend, decodes } = fakeBackend({ speculate: false, text: () => 'Done.' });
+  const got = await run(backend, call, SENTENCE_END);
+  t.same(
+    got.map((u) => [u.startSample, u.endpoint]),
+    [
+      [0, 'sentence-end'],
+      [(960 + 352) * MS, 'sentence-end'],
+    ],
+  );
+  t.equal(decodes[0]?.audio.length, (960 + 200) * MS, 'the audio the utterance gets: start (no padding at 0) to end + 200 ms');
+  t.equal(decodes.length, 2, 'one decode per utterance');
+});
+
+t.test('endsSentence: . ? ! end a sentence (quotes aside); a comma or an ellipsis does not', async (t) => {
+  for (const text of ['Hello.', 'Is that all?', 'Great!', 'He said "yes."', 'Done. ']) t.ok(endsSentence(text), text);
+  for (const text of ['hello', 'my card number is,', 'well...', '', '4111']) t.notOk(endsSentence(text), text);
+});
+
+t.test('sentence-end silence must lie between the trailing padding and the minimum silence', async (t) => {
+  t.throws(() => endpointOptions(DEFAULT_ENDPOINTING, { sentenceEndSilenceMs: 100 }), /sentenceEndSilenceMs/);
+  t.throws(() => endpointOptions(DEFAULT_ENDPOINTING, { sentenceEndSilenceMs: 500 }), /sentenceEndSilenceMs/);
+  t.equal(endpointOptions(DEFAULT_ENDPOINTING, { sentenceEndSilenceMs: 300 }).sentenceEndSilenceMs, 300);
 });

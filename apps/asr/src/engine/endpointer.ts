@@ -17,6 +17,7 @@ export const DEFAULT_ENDPOINTING: EndpointOptions = Object.freeze({
   // no worse than 500 ms on the accuracy corpus, and the audio is complete 300 ms before the
   // endpoint, so the model runs (speculatively) while the pause is confirmed. 100 ms cost words.
   trailingPadMs: 200,
+  sentenceEndSilenceMs: 0,
   minSpeechMs: 250,
   maxUtteranceMs: 20_000,
 });
@@ -26,15 +27,19 @@ const RATE = 8000;
 export interface Segment {
   readonly start: number;
   readonly end: number;
-  readonly endpoint: 'silence' | 'max-length' | 'flush';
+  readonly endpoint: 'silence' | 'sentence-end' | 'max-length' | 'flush';
 }
 
 /** The endpointing settings of the config (unset ones keep the engine's defaults). */
 export function endpointingFromConfig(config: {
   readonly EARSHOT_ASR_MIN_SILENCE_MS?: number | undefined;
   readonly EARSHOT_ASR_TRAILING_PAD_MS?: number | undefined;
+  readonly EARSHOT_ASR_SENTENCE_END_SILENCE_MS?: number | undefined;
 }): Partial<EndpointOptions> {
   return {
+    ...(config.EARSHOT_ASR_SENTENCE_END_SILENCE_MS !== undefined
+      ? { sentenceEndSilenceMs: config.EARSHOT_ASR_SENTENCE_END_SILENCE_MS }
+      : {}),
     ...(config.EARSHOT_ASR_MIN_SILENCE_MS !== undefined ? { minSilenceMs: config.EARSHOT_ASR_MIN_SILENCE_MS } : {}),
     ...(config.EARSHOT_ASR_TRAILING_PAD_MS !== undefined ? { trailingPadMs: config.EARSHOT_ASR_TRAILING_PAD_MS } : {}),
   };
@@ -48,8 +53,12 @@ export function endpointOptions(base: EndpointOptions, override: Partial<Endpoin
   if (!(o.threshold > 0 && o.threshold < 1)) throw bad(`threshold must be in (0, 1), not ${o.threshold}`);
   if (!(o.negativeThreshold > 0 && o.negativeThreshold <= o.threshold))
     throw bad(`negativeThreshold must be in (0, threshold], not ${o.negativeThreshold}`);
-  for (const key of ['minSilenceMs', 'speechPadMs', 'trailingPadMs', 'minSpeechMs'] as const)
+  for (const key of ['minSilenceMs', 'speechPadMs', 'trailingPadMs', 'minSpeechMs', 'sentenceEndSilenceMs'] as const)
     if (!(o[key] >= 0 && o[key] <= 10_000)) throw bad(`${key} must be 0..10000, not ${o[key]}`);
+  if (o.sentenceEndSilenceMs !== 0 && !(o.sentenceEndSilenceMs >= o.trailingPadMs && o.sentenceEndSilenceMs < o.minSilenceMs))
+    throw bad(
+      `sentenceEndSilenceMs must be 0 (off) or from trailingPadMs (${o.trailingPadMs}) to below minSilenceMs (${o.minSilenceMs}), not ${o.sentenceEndSilenceMs}`,
+    );
   if (!(o.maxUtteranceMs >= 2000 && o.maxUtteranceMs <= 60_000)) throw bad(`maxUtteranceMs must be 2000..60000, not ${o.maxUtteranceMs}`);
   return o;
 }
@@ -114,6 +123,13 @@ export class Endpointer {
     if (this.silenceStart >= 0 && end - this.silenceStart >= this.minSilence) return this.close(this.silenceStart, 'silence');
     if (end - this.speechStart >= this.maxLength) return this.cut();
     return undefined;
+  }
+
+  /** Ends the speech in progress at the pause in progress (`pause`), before `minSilenceMs`. */
+  endAtPause(): Segment | undefined {
+    const pause = this.pause;
+    if (!pause) return undefined;
+    return this.close(pause.end, 'sentence-end');
   }
 
   /** The audio ended at sample `end` (flush): closes the speech in progress, if any. */

@@ -47,6 +47,10 @@ export class VadRecognizerStream implements RecognizerStream {
   /** Pause length (samples) at which to speculate; Infinity when speculation cannot help. */
   private readonly speculateAt: number;
   private speculation: Speculation | undefined;
+  /** Pause length (samples) at which a sentence end is decided; Infinity when off. */
+  private readonly sentenceEndAt: number;
+  /** The pause (its end sample) whose sentence end was decided already: no. */
+  private sentenceEndDecided = -1;
   private vadState: VadState = SileroVad.createState();
   private endpointer: Endpointer;
   /** Absolute position of the next VAD window. */
@@ -70,6 +74,8 @@ export class VadRecognizerStream implements RecognizerStream {
     this.pad = Math.round(options.speechPadMs * SAMPLES_PER_MS);
     this.trailingPad = Math.round(options.trailingPadMs * SAMPLES_PER_MS);
     this.speculateAt = options.trailingPadMs < options.minSilenceMs ? this.trailingPad : Number.POSITIVE_INFINITY;
+    this.sentenceEndAt =
+      options.sentenceEndSilenceMs > 0 ? Math.round(options.sentenceEndSilenceMs * SAMPLES_PER_MS) : Number.POSITIVE_INFINITY;
     this.endpointer = new Endpointer(options, VAD_WINDOW);
     this.audio = new SampleBuffer(startSample);
     this.received = startSample;
@@ -148,6 +154,8 @@ export class VadRecognizerStream implements RecognizerStream {
       this.windowPos += VAD_WINDOW;
       if (segment) jobs.push(this.recognize(segment, this.windowPos));
       this.speculate();
+      const early = await this.sentenceEnd();
+      if (early) jobs.push(this.recognize(early, this.windowPos));
     }
     const speechStart = this.endpointer.currentStart;
     this.audio.dropBefore(Math.max(this.lastAudioEnd, (speechStart >= 0 ? speechStart : this.windowPos) - this.pad) - VAD_WINDOW);
@@ -216,10 +224,43 @@ export class VadRecognizerStream implements RecognizerStream {
     if (job) this.speculation = { start: pause.start, end: pause.end, from, to, job };
   }
 
+  /**
+   * Once a pause has lasted `sentenceEndSilenceMs`: the text of the utterance that would end
+   * there (the speculation's, promoted, or a decode of the same audio) decides. If it ends a
+   * sentence, the utterance ends now; else the pause needs `minSilenceMs` as usual (the decode
+   * is kept for it). No later window is read before the text is known, so the split never
+   * depends on how fast the model was: a replay gives the same utterances.
+   */
+  private async sentenceEnd(): Promise<Segment | undefined> {
+    const pause = this.endpointer.pause;
+    if (!pause || pause.end === this.sentenceEndDecided || this.windowPos - pause.end < this.sentenceEndAt) return undefined;
+    this.sentenceEndDecided = pause.end;
+    const from = Math.max(pause.start - this.pad, this.lastAudioEnd, this.audio.start);
+    const to = pause.end + this.trailingPad;
+    if (to > this.audio.end) return undefined;
+    let current = this.speculation;
+    if (!current || current.start !== pause.start || current.end !== pause.end || current.from !== from || current.to !== to) {
+      this.dropSpeculation();
+      const result = recognizeWhenAdmitted(this.backend, this.audio.copy(from, to), maxTokensFor((to - from) / 8000));
+      current = { start: pause.start, end: pause.end, from, to, job: { result, promote: () => {}, cancel: () => {} } };
+      this.speculation = current;
+    } else {
+      current.job.promote(); // the text is needed now: it waits with the confirmed decodes
+    }
+    const text = (await current.job.result).text;
+    return endsSentence(text) ? this.endpointer.endAtPause() : undefined;
+  }
+
   private dropSpeculation(): void {
     this.speculation?.job.cancel();
     this.speculation = undefined;
   }
+}
+
+/** The model's text ends a sentence: `.`, `?` or `!` (closing quotes and brackets aside), not `...`. */
+export function endsSentence(text: string): boolean {
+  const t = text.trimEnd().replace(/["')\]]+$/, '');
+  return /[.?!]$/.test(t) && !t.endsWith('...');
 }
 
 interface Job {

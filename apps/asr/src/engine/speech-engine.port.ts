@@ -58,6 +58,14 @@ export interface EndpointOptions {
    * is the same as without speculation; only the wait for the text shrinks.
    */
   readonly trailingPadMs: number;
+  /**
+   * A pause this long ends the utterance early when the model's text of it ends a sentence
+   * (`.`, `?`, `!`); other pauses still need `minSilenceMs`. The stream decides from the text of
+   * exactly the audio the utterance would get, and reads no further audio until it knows, so
+   * the same audio always gives the same utterances. 0: off. Between `trailingPadMs` and
+   * `minSilenceMs`.
+   */
+  readonly sentenceEndSilenceMs: number;
   /** Shorter bursts of speech are dropped (clicks, breaths). */
   readonly minSpeechMs: number;
   /** Longer speech is cut at its quietest window in the last seconds before this length. */
@@ -99,7 +107,7 @@ export interface Utterance {
   readonly endSample: number;
   readonly text: string;
   /** What ended it: a pause, the maximum length, or `flush()`. */
-  readonly endpoint: 'silence' | 'max-length' | 'flush';
+  readonly endpoint: 'silence' | 'sentence-end' | 'max-length' | 'flush';
   /** Only with `detailedTokens`; see `SpeechEngine.wordTimings` for how times are made. */
   readonly tokens?: readonly WordToken[];
 }
