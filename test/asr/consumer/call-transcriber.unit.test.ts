@@ -427,3 +427,30 @@ t.test('a start while a stop waits completes the stop first (hold, then back)', 
     ['stream-c', 'stream-c2'],
   );
 });
+
+t.test("stop-streaming after Twilio ended the session is answered with that session's summary", async (t) => {
+  const h = harness();
+  await h.start();
+  await h.speak('inbound', 0, 300, 1000);
+  await h.send({ type: 'StreamEnded', data: { streamSid: 'MZ1', reason: 'stopped', detail: null, framesReceived: 0, framesDropped: 0 } });
+  t.match(h.sessions.at(-1), { type: 'TranscriptionSessionClosed', data: { requestId: null, reason: 'stream_ended' } });
+  await h.stopCommand('req-late', 6000); // the backend hangs up after Twilio did
+  const late = h.sessions.at(-1);
+  t.match(late, {
+    type: 'TranscriptionSessionClosed',
+    data: { requestId: 'req-late', reason: 'stream_ended', commandOffset: h.offset() - 1 },
+  });
+  t.same(
+    late?.type === 'TranscriptionSessionClosed' && late.data.summaries.map((s) => [s.role, s.totalAudioBytes, s.transcripts]),
+    [
+      ['customer', 10 * 800, 1],
+      ['agent', 0, 0],
+    ],
+    'the summary of the session that ended',
+  );
+  t.equal(h.utterances.length, 1, 'nothing transcribed twice');
+  // A consumer that never saw the session (a takeover) still answers, with no summary.
+  const fresh = harness();
+  await fresh.stopCommand('req-orphan', 10);
+  t.match(fresh.sessions, [{ type: 'TranscriptionSessionClosed', data: { requestId: 'req-orphan', summaries: [] } }]);
+});

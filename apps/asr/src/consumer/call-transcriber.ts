@@ -108,6 +108,8 @@ export class CallTranscriber {
   /** A media stream is connected (started or sending audio, not ended): more audio will come. */
   private streamLive = false;
   private stopping: Stopping | null = null;
+  /** The summaries of the session that closed last (for a stop-streaming that comes after the stream ended it). */
+  private lastClosed: readonly SessionSummary[] | null = null;
 
   constructor(
     readonly callSid: string,
@@ -134,7 +136,8 @@ export class CallTranscriber {
         await this.finishStop(); // a start right after a stop (hold, then back): the stop is complete
         return this.start(event, offset);
       case 'TranscriptionStopRequested':
-        if (!this.session || this.stopping) return;
+        if (!this.session) return this.answerLateStop(event.data.requestId, offset);
+        if (this.stopping) return;
         if (!this.streamLive) return this.close('stop_requested', event.data.requestId, event.occurredAtMs, offset);
         this.stopping = {
           requestId: event.data.requestId,
@@ -348,6 +351,29 @@ export class CallTranscriber {
     await track.tail;
   }
 
+  /**
+   * stop-streaming after the session already ended (usually: Twilio's `stop` at hang-up, then
+   * the backend's stop-streaming). The API accepted it and waits for a close of its request:
+   * answer with the summaries of the session that ended (zeros if this consumer never saw it,
+   * e.g. after a takeover), so the caller gets 200 rather than a timeout.
+   */
+  private async answerLateStop(requestId: string, offset: number): Promise<void> {
+    await this.deps.emit.session({
+      eventId: nameBasedUuid(`${this.callSid}:closed-already:${requestId}`),
+      callSid: this.callSid,
+      tenantId: this.tenantId,
+      occurredAtMs: this.deps.now(),
+      type: 'TranscriptionSessionClosed',
+      data: {
+        requestId,
+        reason: 'stream_ended',
+        summaries: this.lastClosed ?? [],
+        commandPartition: this.partition,
+        commandOffset: offset,
+      },
+    });
+  }
+
   private async finishStop(): Promise<void> {
     const stopping = this.stopping;
     if (!stopping) return;
@@ -375,6 +401,7 @@ export class CallTranscriber {
       streamingSeconds: Math.max(0, (occurredAtMs - session.openedAtMs) / 1000),
       transcripts: session.totals[role].transcripts,
     }));
+    this.lastClosed = summaries;
     await this.deps.emit.session({
       eventId: nameBasedUuid(`${this.callSid}:closed:${session.start.requestId}`),
       callSid: this.callSid,
