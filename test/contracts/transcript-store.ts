@@ -101,6 +101,28 @@ export function transcriptStoreContract(t: Test, create: () => DisposableStore<T
     );
   });
 
+  t.test('a reconnect (a second media stream, start ms from 0 again) reads after the first stream', async (t) => {
+    const first = [0, 4000, 9000].map((startMs, i) =>
+      utterance({ callSid: 'CAreconnect', role: i % 2 ? 'agent' : 'customer', startMs, mediaStream: 'MZfirst' }),
+    );
+    const second = [300, 2500].map((startMs, i) =>
+      utterance({
+        callSid: 'CAreconnect',
+        role: i % 2 ? 'agent' : 'customer',
+        startMs,
+        mediaStream: 'MZsecond',
+        occurredAtMs: (first[2]?.occurredAtMs ?? 0) + 5000 + startMs, // recognized after the first stream's
+      }),
+    );
+    await store.writeBatch(batchOf({ utterances: [...second, ...first] }));
+    t.same(
+      (await store.callMessages('tenant-a', 'CAreconnect', 1000)).map((m) =>
+        m.utteranceId.split(':').slice(1, 2).concat(String(m.startMs)).join('@'),
+      ),
+      ['MZfirst@0', 'MZfirst@4000', 'MZfirst@9000', 'MZsecond@300', 'MZsecond@2500'],
+    );
+  });
+
   t.test('returns at most the limit, the earliest first', async (t) => {
     const us = Array.from({ length: 1005 }, (_, i) => utterance({ callSid: 'CAlimit', startMs: (1005 - i) * 100 }));
     await store.writeBatch(batchOf({ utterances: us }));

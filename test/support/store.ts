@@ -71,11 +71,14 @@ export function clickhouseSql(database: string, url = testConfig.EARSHOT_CLICKHO
 
 const BASE_MS = Date.UTC(2026, 10, 20, 10, 0, 0);
 
-export function utterance(overrides: Partial<UtteranceRecognized> & { callSid?: string; startMs?: number } = {}): UtteranceRecognized {
+export function utterance(
+  overrides: Partial<UtteranceRecognized> & { callSid?: string; startMs?: number; mediaStream?: string } = {},
+): UtteranceRecognized {
   const callSid = overrides.callSid ?? 'CA00000000000000000000000000000001';
   const track = overrides.track ?? (overrides.role === 'agent' ? 'outbound' : 'inbound');
   const startMs = overrides.startMs ?? 0;
-  const utteranceId = overrides.utteranceId ?? `${callSid}:MZ${track}:${track}:${startMs * 8}`;
+  // Both tracks of a call on one media stream, as from Twilio (`mediaStream` for a reconnect's second one).
+  const utteranceId = overrides.utteranceId ?? `${callSid}:${overrides.mediaStream ?? 'MZ1'}:${track}:${startMs * 8}`;
   const role = overrides.role ?? (track === 'outbound' ? 'agent' : 'customer');
   return {
     eventId: `ev-${utteranceId}`,
@@ -96,7 +99,7 @@ export function utterance(overrides: Partial<UtteranceRecognized> & { callSid?: 
     model: 'tiny',
     speechEndedAtMs: BASE_MS + startMs + 900,
     occurredAtMs: BASE_MS + startMs + 1000,
-    ...overrides,
+    ...withoutMediaStream(overrides),
   };
 }
 
@@ -185,3 +188,8 @@ export function batchOf(parts: Partial<StoreBatch>): StoreBatch {
 }
 
 export const TEST_DAY_START_MS = Date.UTC(2026, 10, 20);
+
+function withoutMediaStream<T extends { mediaStream?: string }>(overrides: T): Omit<T, 'mediaStream'> {
+  const { mediaStream: _, ...rest } = overrides;
+  return rest;
+}

@@ -94,14 +94,25 @@ export class ClickHouseTranscriptStore implements TranscriptStore {
     await this.client.insert({ table, values: values as object[], format: 'JSONEachRow' });
   }
 
+  /**
+   * Time order across media streams: start_ms restarts at 0 on each media stream of the call
+   * (Twilio reconnects with a new one), so streams go in the order their first utterance was
+   * recognized, then by start within a stream. The media stream is the second part of the
+   * utterance id (`callSid:streamSid:track:startSample`).
+   */
   async callMessages(tenantId: string, callSid: string, limit: number): Promise<StoredUtterance[]> {
+    const call = `tenant_id = ${sqlString(tenantId)} AND call_sid = ${sqlString(callSid)}`;
     const query = `SELECT ${COLUMNS} FROM (
-        SELECT ${COLUMNS}, stored_at_ms FROM utterances
-        WHERE tenant_id = ${sqlString(tenantId)} AND call_sid = ${sqlString(callSid)}
+        SELECT ${COLUMNS}, stored_at_ms, splitByChar(':', utterance_id)[2] AS media_stream FROM utterances
+        WHERE ${call}
         ORDER BY utterance_id, stored_at_ms DESC
         LIMIT 1 BY utterance_id
-      )
-      ORDER BY start_ms, stream_id, utterance_id
+      ) ANY LEFT JOIN (
+        SELECT splitByChar(':', utterance_id)[2] AS media_stream, min(occurred_at_ms) AS media_first FROM utterances
+        WHERE ${call}
+        GROUP BY media_stream
+      ) USING media_stream
+      ORDER BY media_first, start_ms, stream_id, utterance_id
       LIMIT ${sqlUInt(limit)}`;
     return this.guard('read', () => this.rows(query));
   }

@@ -93,7 +93,11 @@ export class DuckDbTranscriptStore implements TranscriptStore {
   async callMessages(tenantId: string, callSid: string, limit: number): Promise<StoredUtterance[]> {
     return this.file.use(async (c) => {
       const reader = await c.runAndReadAll(
-        `SELECT ${COLUMNS} FROM utterances WHERE tenant_id = $1 AND call_sid = $2 ORDER BY start_ms, stream_id, utterance_id LIMIT $3`,
+        // Media streams in the order of their first utterance, then start within one (as ClickHouse's adapter).
+        `SELECT ${COLUMNS} FROM (
+           SELECT *, min(occurred_at_ms) OVER (PARTITION BY split_part(utterance_id, ':', 2)) AS media_first
+           FROM utterances WHERE tenant_id = $1 AND call_sid = $2
+         ) ORDER BY media_first, start_ms, stream_id, utterance_id LIMIT $3`,
         [tenantId, callSid, limit],
       );
       return reader.getRowObjectsJS().map(storedUtterance);
