@@ -92,6 +92,10 @@ export const configSchema = z
     // How long the asr waits after a stop command for audio ingest received before the stop but
     // wrote after it (a Kafka outage, batching); normally the next chunk ends the wait at once.
     EARSHOT_ASR_STOP_GRACE_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
+    // A started session whose stream is gone (socket closed without Twilio's stop and no new
+    // stream, or its ingest node died) is closed after this long without a record of its call,
+    // measured on the partition's event clock (a stalled partition never closes sessions).
+    EARSHOT_ASR_SESSION_IDLE_MS: z.coerce.number().int().min(1000).max(86_400_000).default(120_000),
     EARSHOT_STOP_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
     // Recordings (audioRecordingAllowed, SPEC §6): directory (default <EARSHOT_DATA_DIR>/recordings) and cap per session.
     EARSHOT_RECORDINGS_DIR: z.string().min(1).optional(),

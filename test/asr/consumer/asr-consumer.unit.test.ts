@@ -151,3 +151,71 @@ t.test('a stop whose stream went silent (ingest died, no end event) completes af
     'the words in progress are flushed',
   );
 });
+
+t.test('a session whose stream is gone closes once its partition has moved on; one waiting for its stream does not', async (t) => {
+  const runtime = await testRuntime({ env: { EARSHOT_TOPIC_PARTITIONS: '1', EARSHOT_ASR_SESSION_IDLE_MS: '5000' } });
+  t.teardown(() => runtime.cleanup());
+  const asr = await startAsr(runtime, fakeEngine({ 16: 'cut off' }), { groupId: 'asr-test' });
+  t.teardown(() => asr.stop());
+  const sessions: SessionEvent[] = [];
+  const utterances: UtteranceRecognized[] = [];
+  const reader = runtime.eventLog.createConsumer({ groupId: 'reader', topics: [TOPICS.utterances, TOPICS.sessions] });
+  await reader.run(async (batch) => {
+    for (const r of batch.records as LogRecord<UtteranceRecognized | SessionEvent>[]) {
+      if (batch.topic === TOPICS.utterances.name) utterances.push(r.value as UtteranceRecognized);
+      else sessions.push(r.value as SessionEvent);
+    }
+  });
+  t.teardown(() => reader.stop());
+  // Event times of our own: the partition's clock is what counts, not the wall clock.
+  const at = 1_800_000_000_000;
+  let n = 0;
+  const event = (callSid: string, occurredAtMs: number, payload: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>) => ({
+    key: callSid,
+    value: { eventId: `i${n++}`, callSid, tenantId: 'app_a', occurredAtMs, ...payload } as CallEvent,
+  });
+  const chunk = (callSid: string, ms: number, byte: number, occurredAtMs: number) =>
+    event(callSid, occurredAtMs, {
+      type: 'AudioChunkReceived',
+      data: {
+        streamSid: 'MZ1',
+        track: 'inbound',
+        firstChunk: ms / 20 + 1,
+        lastChunk: ms / 20 + 5,
+        timestampMs: ms,
+        durationMs: 100,
+        payload: Buffer.alloc(800, byte),
+      },
+    });
+  const C = 'CA000000000000000000000000000000cc';
+  const D = 'CA000000000000000000000000000000dd';
+  const closedOf = (callSid: string) => sessions.find((s) => s.callSid === callSid && s.type === 'TranscriptionSessionClosed');
+  // A: its ingest node dies mid-word (no StreamEnded, no stop). B: started, its stream not connected yet.
+  await runtime.eventLog.produce(TOPICS.callEvents, [
+    event(A, at, { type: 'TranscriptionStartRequested', data: startRequest({ requestId: 'start-a' }) }),
+    chunk(A, 0, 16, at + 100),
+    chunk(A, 100, 16, at + 200),
+    event(B, at + 200, { type: 'TranscriptionStartRequested', data: startRequest({ requestId: 'start-b' }) }),
+  ]);
+  // Another call keeps the partition going for 4 s of event time: not yet long enough.
+  await runtime.eventLog.produce(TOPICS.callEvents, [
+    event(C, at + 4200, { type: 'DtmfReceived', data: { streamSid: 'MZc', track: 'inbound', digit: '1' } }),
+  ]);
+  await new Promise((r) => setTimeout(r, 2500)); // two timer rounds
+  t.notOk(closedOf(A), 'not closed before the idle time has passed on the partition');
+  // 6 s of event time later: A is abandoned, its words finished; B still waits for its stream.
+  await runtime.eventLog.produce(TOPICS.callEvents, [
+    event(D, at + 6200, { type: 'DtmfReceived', data: { streamSid: 'MZd', track: 'inbound', digit: '2' } }),
+  ]);
+  await waitFor("A's session closed as abandoned", () => closedOf(A) !== undefined);
+  t.match(closedOf(A), { data: { requestId: null, reason: 'stream_ended' } });
+  t.same(
+    utterances.filter((u) => u.callSid === A).map((u) => u.text),
+    ['cut off'],
+    'the words cut off by the dead node are delivered',
+  );
+  await new Promise((r) => setTimeout(r, 1500));
+  t.notOk(closedOf(B), 'a start whose stream has not connected is kept');
+  const metrics = await runtime.metrics.metrics();
+  t.match(metrics, /earshot_asr_sessions_abandoned_total\{app="test"\} 1\b/);
+});

@@ -28,6 +28,8 @@ const IDLE_CALL_MS = 15 * 60_000;
 interface CallEntry {
   readonly transcriber: CallTranscriber;
   lastSeenMs: number;
+  /** occurredAtMs of the call's last record: compared with the partition's clock for abandoned sessions. */
+  lastEventMs: number;
   chain: Promise<void>;
   readonly pending: number[];
   /** Set when handling an event failed: the call's offsets stay held until a restart replays them. */
@@ -43,6 +45,12 @@ interface PartitionState {
   readonly ready: Promise<void>;
   lastOffset: number | null;
   committed: number | null;
+  /**
+   * The latest occurredAtMs read on the partition. Abandoned sessions are judged on this clock,
+   * not the wall clock: while the partition stalls (a Kafka outage, lag) it stops too, so a
+   * session is never closed just because its audio has not been read yet.
+   */
+  eventClockMs: number;
 }
 
 export interface AsrApp {
@@ -57,6 +65,7 @@ export async function startAsr(
   const { eventLog, logger } = runtime;
   const log = logger.child({ app: 'asr' });
   const metrics = asrMetrics(runtime);
+  const sessionIdleMs = runtime.config.EARSHOT_ASR_SESSION_IDLE_MS;
   const partitions = new Map<number, PartitionState>();
   let stopping = false;
 
@@ -111,7 +120,14 @@ export async function startAsr(
     for (const p of [...partitions.keys()]) if (!mine.has(p)) partitions.delete(p); // revoked: another consumer replays it
     for (const p of mine) {
       if (partitions.has(p)) continue;
-      const state: PartitionState = { partition: p, calls: new Map(), ready: Promise.resolve(), lastOffset: null, committed: null };
+      const state: PartitionState = {
+        partition: p,
+        calls: new Map(),
+        ready: Promise.resolve(),
+        lastOffset: null,
+        committed: null,
+        eventClockMs: 0,
+      };
       (state as { ready: Promise<void> }).ready = (async () => {
         const committed = await consumer.committed({ topic: TOPICS.callEvents.name, partition: p });
         state.committed = committed;
@@ -147,6 +163,8 @@ export async function startAsr(
         state.calls.set(event.callSid, entry);
       }
       entry.lastSeenMs = Date.now();
+      entry.lastEventMs = event.occurredAtMs;
+      if (event.occurredAtMs > state.eventClockMs) state.eventClockMs = event.occurredAtMs;
       enqueue(entry, event, record.offset);
       state.lastOffset = record.offset;
       while (pendingIn(state) > MAX_PENDING_PER_PARTITION && !stopping) await oldestChain(state);
@@ -155,7 +173,7 @@ export async function startAsr(
   }
 
   function newEntry(transcriber: CallTranscriber): CallEntry {
-    return { transcriber, lastSeenMs: Date.now(), chain: Promise.resolve(), pending: [], failed: false };
+    return { transcriber, lastSeenMs: Date.now(), lastEventMs: 0, chain: Promise.resolve(), pending: [], failed: false };
   }
 
   function enqueue(entry: CallEntry, event: CallEvent, offset: number): void {
@@ -175,10 +193,15 @@ export async function startAsr(
 
   /** A stop that waited its grace period for late audio in vain completes, in order with the call's events. */
   function expireStop(entry: CallEntry): void {
+    onChain(entry, () => entry.transcriber.expireStop());
+  }
+
+  /** Runs work of the timer's on the call's chain, after the events taken so far. */
+  function onChain(entry: CallEntry, work: () => Promise<void>): void {
     entry.chain = entry.chain.then(async () => {
       if (entry.failed) return;
       try {
-        await entry.transcriber.expireStop();
+        await work();
       } catch (error) {
         entry.failed = true;
         metrics.errors.inc({ stage: 'handle' });
@@ -209,6 +232,13 @@ export async function startAsr(
     for (const state of partitions.values()) {
       for (const [callSid, entry] of state.calls) {
         if (entry.transcriber.stopExpired(now)) expireStop(entry);
+        const quietMs = state.eventClockMs - entry.lastEventMs;
+        if (entry.lastEventMs > 0 && quietMs > sessionIdleMs && entry.pending.length === 0 && entry.transcriber.abandonable) {
+          entry.lastEventMs = state.eventClockMs; // once: the close is on its way
+          metrics.abandoned.inc();
+          log.info({ callSid, quietMs }, 'asr.session_abandoned');
+          onChain(entry, () => entry.transcriber.abandon());
+        }
         if (!entry.transcriber.started && entry.pending.length === 0 && now - entry.lastSeenMs > IDLE_CALL_MS) state.calls.delete(callSid);
       }
       commit(state).catch((error) => log.warn({ err: error, partition: state.partition }, 'asr.commit_failed'));
@@ -259,6 +289,11 @@ function asrMetrics(runtime: Runtime) {
       name: 'earshot_asr_recordings_total',
       help: 'Session recordings (audioRecordingAllowed) by outcome: written, truncated (past the max duration), empty (no audio), kept (a replay closed an already recorded session); failures count in earshot_asr_errors_total{stage="recording"}',
       labelNames: ['outcome'],
+      registers,
+    }),
+    abandoned: new Counter({
+      name: 'earshot_asr_sessions_abandoned_total',
+      help: 'Sessions closed because their media stream was gone (no stop, no new stream) for EARSHOT_ASR_SESSION_IDLE_MS',
       registers,
     }),
     partitions: new Gauge({ name: 'earshot_asr_partitions', help: 'call-events partitions owned', registers }),

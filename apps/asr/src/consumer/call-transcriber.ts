@@ -108,6 +108,8 @@ export class CallTranscriber {
   /** A media stream is connected (started or sending audio, not ended): more audio will come. */
   private streamLive = false;
   private stopping: Stopping | null = null;
+  /** Offset of the call's last record handled (an abandoned session closes there). */
+  private lastOffset = 0;
   /** The summaries of the session that closed last (for a stop-streaming that comes after the stream ended it). */
   private lastClosed: readonly SessionSummary[] | null = null;
 
@@ -130,7 +132,27 @@ export class CallTranscriber {
     this.streamLive = true;
   }
 
+  /**
+   * A session whose media stream is gone for good: a stream was seen (it ended or sent audio)
+   * and nothing of the call has come for a while (the asr consumer decides how long, on the
+   * partition's clock). A start whose stream has not connected yet is not: it waits.
+   */
+  get abandonable(): boolean {
+    return this.session !== null && (this.streamSid !== null || this.streamLive);
+  }
+
+  /**
+   * Closes an abandoned session (reason `stream_ended`): the call's socket closed without
+   * Twilio's `stop` and no new stream came, or its ingest node died. What was said is finished
+   * and delivered, and the offsets it held are released.
+   */
+  async abandon(): Promise<void> {
+    if (this.stopping) return this.finishStop();
+    if (this.session) await this.close('stream_ended', null, this.deps.now(), this.lastOffset);
+  }
+
   async handle(event: CallEvent, offset: number): Promise<void> {
+    this.lastOffset = offset;
     switch (event.type) {
       case 'TranscriptionStartRequested':
         await this.finishStop(); // a start right after a stop (hold, then back): the stop is complete
