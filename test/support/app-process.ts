@@ -13,8 +13,8 @@ export interface AppProcess {
   readonly apps: string;
   /** Everything the process printed (stdout and stderr), for failure messages. */
   output(): string;
-  /** The URL printed for `api` or `ingest` once ready (`ingest` without its `/twilio-media/<token>` suffix). */
-  url(app: 'api' | 'ingest'): string;
+  /** The URL printed for `api`, `ingest` or `ops` once ready (`ingest` without its `/twilio-media/<token>` suffix). */
+  url(app: 'api' | 'ingest' | 'ops'): string;
   /** SIGTERM and wait for exit (graceful shutdown); SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<number | null>;
   /** kill -9, then wait for the exit. */

@@ -54,6 +54,10 @@ export const configSchema = z
     EARSHOT_API_PORT: z.coerce.number().int().min(0).max(65535).default(8080), // 0: any free port (tests)
     EARSHOT_API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(600),
     EARSHOT_API_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+    // /healthz, /readyz, /metrics for a process without the api or ingest (asr, webhooks, store,
+    // export on their own): unset = none. apps/shared/src/ops-server.ts
+    EARSHOT_OPS_HOST: z.string().min(1).default('127.0.0.1'),
+    EARSHOT_OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(), // 0: any free port (tests)
     EARSHOT_INGEST_HOST: z.string().min(1).default('127.0.0.1'),
     EARSHOT_INGEST_PORT: z.coerce.number().int().min(0).max(65535).default(8081), // 0: any free port (tests)
     EARSHOT_INGEST_PUBLIC_URL: z

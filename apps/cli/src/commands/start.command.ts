@@ -6,6 +6,7 @@ import { startIngest } from '../../../ingest/main.js';
 import type { Config } from '../../../shared/src/config.js';
 import { EarshotError } from '../../../shared/src/errors.js';
 import { createLogger } from '../../../shared/src/logger.js';
+import { startOpsServer } from '../../../shared/src/ops-server.js';
 import { createRuntime } from '../../../shared/src/runtime.js';
 import { AppAdmin } from '../../../shared/src/tenants/app-admin.js';
 import { createTranscriptStore } from '../../../shared/src/transcript-store/transcript-store.js';
@@ -51,9 +52,10 @@ export async function startCommand(argv: string[], loadConfig: () => Config): Pr
     webhooks?: () => Promise<void>;
     store?: () => Promise<void>;
     export?: () => Promise<void>;
+    ops?: () => Promise<void>;
   } = {};
   const stopAll = async (): Promise<void> => {
-    for (const name of ['ingest', 'api', 'asr', 'webhooks', 'store', 'export'] as const)
+    for (const name of ['ingest', 'api', 'asr', 'webhooks', 'store', 'export', 'ops'] as const)
       await stops[name]?.().catch((error) => logger.error({ err: error }, `${name}.stop_failed`));
     await transcripts?.close().catch((error) => logger.error({ err: error }, 'store.close_failed'));
     await runtime.close();
@@ -97,6 +99,12 @@ export async function startCommand(argv: string[], loadConfig: () => Config): Pr
       const exporter = await startExportApp(runtime);
       stops.export = exporter.stop;
       lines.push(`export    ${exporter.describe}`);
+    }
+    if (config.EARSHOT_OPS_PORT !== undefined && !apps.has('api') && !apps.has('ingest')) {
+      // Apps without an HTTP port of their own still answer health checks and scrapes.
+      const ops = await startOpsServer(runtime, { host: config.EARSHOT_OPS_HOST, port: config.EARSHOT_OPS_PORT, apps: [...apps] });
+      stops.ops = ops.close;
+      lines.push(`ops       ${ops.url}   (/metrics, /healthz, /readyz)`);
     }
   } catch (error) {
     await stopAll();
