@@ -143,6 +143,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   const steps: Step[] = [];
   let describe = '';
   let speculation: ReturnType<SpeechEngine['stats']>['speculation'];
+  let vadCounts: ReturnType<SpeechEngine['stats']>['vad'];
   let runtime: Runtime | undefined;
   try {
     runtime = await openRuntime(config);
@@ -202,6 +203,7 @@ export async function run(args: string[]): Promise<BenchResult> {
       await sleep(3000);
     }
     speculation = asr.engine.stats().speculation;
+    vadCounts = asr.engine.stats().vad;
     if (o.dump) writeFileSync(o.dump, JSON.stringify(steps, null, 1));
   } finally {
     for (const stop of stops) await stop().catch((error) => progress(`stop: ${(error as Error).message}`));
@@ -279,6 +281,11 @@ export async function run(args: string[]): Promise<BenchResult> {
       ...(speculation
         ? [
             `Speculative decodes over the run (warm-up included): ${speculation.started} started, ${speculation.promoted} confirmed, ${speculation.cancelled} cancelled before running, ${speculation.ranUnconfirmed} run and thrown away (wasted model time).`,
+          ]
+        : []),
+      ...(vadCounts && vadCounts.runs > 0
+        ? [
+            `VAD over the run: ${vadCounts.windows} windows in ${vadCounts.runs} batched runs (mean batch ${(vadCounts.windows / vadCounts.runs).toFixed(1)}; npm run bench -- vad gives the CPU per window at each batch size).`,
           ]
         : []),
       `Kafka: 1 broker (earshot infra, KRaft) on this machine, namespace of the run's own, EARSHOT_KAFKA_FETCH_MAX_WAIT_MS ${fetchMaxWaitMs} (production default); load average at the end ${loadavg()

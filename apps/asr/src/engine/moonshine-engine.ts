@@ -47,6 +47,7 @@ export function createMoonshineEngine(options: MoonshineEngineOptions): SpeechEn
     intraOpNumThreads: options.intraOpNumThreads,
   });
   let vad: Promise<SileroVad> | undefined;
+  let vadLoaded: SileroVad | undefined; // for stats()
   let closed = false;
 
   const checkFiles = () => {
@@ -64,7 +65,10 @@ export function createMoonshineEngine(options: MoonshineEngineOptions): SpeechEn
     if (!vad) {
       vad = Promise.resolve().then(() => {
         checkFiles();
-        return SileroVad.load(paths.vad);
+        return SileroVad.load(paths.vad).then((loaded) => {
+          vadLoaded = loaded;
+          return loaded;
+        });
       });
       vad.catch(() => {
         vad = undefined; // let a later call retry (e.g. after the models were fetched)
@@ -101,7 +105,7 @@ export function createMoonshineEngine(options: MoonshineEngineOptions): SpeechEn
       checkFiles();
       await Promise.all([loadVad(), pool.ready()]);
     },
-    stats: () => pool.stats(),
+    stats: () => ({ ...pool.stats(), ...(vadLoaded ? { vad: { ...vadLoaded.counts } } : {}) }),
     async close() {
       closed = true;
       await pool.close();

@@ -137,4 +137,6 @@ export interface EngineStats {
     readonly cancelled: number;
     readonly ranUnconfirmed: number;
   };
+  /** Cumulative: VAD windows and the batched runs they took (mean batch = windows / runs). */
+  readonly vad?: { readonly windows: number; readonly runs: number };
 }
