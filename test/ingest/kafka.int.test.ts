@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import kafkajs from 'kafkajs';
 import t from 'tap';
 import { startIngest } from '../../apps/ingest/main.js';
 import type { CallEvent } from '../../apps/shared/src/events.js';
@@ -11,7 +12,9 @@ import { expectedAudio, range, TwilioStream, timestampOf } from './support.js';
 /**
  * Real Kafka and schema registry (`earshot infra up`): a simulated two-track call lands on a
  * fresh call-events topic with every audio byte intact and in order, chunk timestamps as
- * Twilio sent them, and its lifecycle records in the same partition, in order.
+ * Twilio sent them, and its lifecycle records in the same partition, in order: the partition
+ * Kafka's default partitioner (murmur2 of the key, as the Java client) gives the Call SID, so
+ * any other producer keyed by Call SID agrees (the adapter remembers each key's partition).
  */
 t.test('a two-track call lands on Kafka intact, in order, in one partition', async (t) => {
   const runtime = await testRuntime({ kafka: true, env: { EARSHOT_INGEST_PORT: '0' } });
@@ -83,6 +86,26 @@ t.test('a two-track call lands on Kafka intact, in order, in one partition', asy
 
   const ofB = records.filter((r) => r.key === b1.callSid).sort((x, y) => x.offset - y.offset);
   t.equal(new Set(ofB.map((r) => r.partition)).size, 1);
+  const { partitions } = await runtime.eventLog.describeTopic(topic.name);
+  const murmur2 = kafkajs.Partitioners.DefaultPartitioner();
+  const partitionMetadata = range(0, partitions - 1).map((partitionId) => ({
+    partitionId,
+    leader: 0,
+    replicas: [0],
+    isr: [0],
+    partitionErrorCode: 0,
+  }));
+  for (const [name, call] of [
+    ['A', ofA],
+    ['B', ofB],
+  ] as const) {
+    const key = call[0]?.key as string;
+    t.equal(
+      call[0]?.partition,
+      murmur2({ topic: topic.name, partitionMetadata, message: { key, value: null } }),
+      `call ${name}: murmur2's partition`,
+    );
+  }
   t.same(
     ofB.map((r) => `${r.value.type}:${'streamSid' in r.value.data ? r.value.data.streamSid : ''}`),
     [

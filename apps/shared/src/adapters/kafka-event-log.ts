@@ -189,7 +189,7 @@ export class KafkaEventLog implements EventLog {
   private connectProducer(): Promise<Producer> {
     if (!this.producer) {
       const producer = this.kafka.producer({
-        createPartitioner: Partitioners.DefaultPartitioner,
+        createPartitioner: cachedKeyPartitioner,
         allowAutoTopicCreation: false,
         idempotent: false,
       });
@@ -201,6 +201,33 @@ export class KafkaEventLog implements EventLog {
     return this.producer;
   }
 }
+
+/** Keys whose partition is remembered; past it the cache starts over (a few MB at most). */
+const PARTITION_CACHE_KEYS = 50_000;
+
+/**
+ * kafkajs's default partitioner (murmur2 of the key, as the Java client) with each key's
+ * answer remembered: its murmur2 runs on kafkajs's 64-bit `Long` emulation and cost ~6 µs
+ * per record (measured: ~7 % of an ingest process's CPU), while a call's many records share
+ * one key. Same partitions as before for the same key and partition count; keyless records
+ * and explicit partitions go straight to the default.
+ */
+const cachedKeyPartitioner = (): ReturnType<typeof Partitioners.DefaultPartitioner> => {
+  const partitioner = Partitioners.DefaultPartitioner();
+  const cache = new Map<string, number>();
+  return (args) => {
+    const { topic, partitionMetadata, message } = args;
+    if (typeof message.key !== 'string' || (message.partition !== undefined && message.partition !== null)) return partitioner(args);
+    const id = `${topic}\u0000${partitionMetadata.length}\u0000${message.key}`;
+    let partition = cache.get(id);
+    if (partition === undefined) {
+      partition = partitioner(args);
+      if (cache.size >= PARTITION_CACHE_KEYS) cache.clear();
+      cache.set(id, partition);
+    }
+    return partition;
+  };
+};
 
 class KafkaConsumer implements EventLogConsumer {
   private readonly consumer: Consumer;
