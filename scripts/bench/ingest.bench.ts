@@ -19,7 +19,7 @@ import type { ClientMessage, ClientReport } from './support/twilio-load.js';
  * (uWebSockets.js) and, right after, against a minimal `ws` ingest doing the same work
  * (support/ws-ingest.ts), so the gain of uWebSockets.js is a ratio measured in one run.
  *
- *   npm run bench -- ingest [--calls 100,300,500] [--seconds 20] [--warmup 3]
+ *   npm run bench -- ingest [--calls 100,300,500,1000] [--seconds 20] [--warmup 3]
  *                           [--servers uws,ws] [--clients N] [--profile <dir>]
  *
  * A step: connect all sockets, start every stream (phases spread over the 20 ms period),
@@ -73,7 +73,7 @@ function parse(args: readonly string[]): Options {
     const i = args.indexOf(`--${name}`);
     return i >= 0 ? args[i + 1] : undefined;
   };
-  const calls = (value('calls') ?? '100,300,500').split(',').map(Number);
+  const calls = (value('calls') ?? '100,300,500,1000').split(',').map(Number);
   if (calls.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--calls: a comma-separated list of positive integers');
   const servers = (value('servers') ?? 'uws,ws').split(',');
   if (servers.some((s) => s !== 'uws' && s !== 'ws')) throw new Error('--servers: uws, ws or both');
