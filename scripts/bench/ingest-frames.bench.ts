@@ -14,7 +14,7 @@ import { frameBytes, type TrackName } from './support/twilio-frames.js';
  * handed to the publisher, whose event log acknowledges at once. One core, no sockets, no
  * Kafka, no Avro: the floor under what `ingest` (sockets + Kafka) measures.
  *
- *   npm run bench -- ingest-frames [--calls 200] [--frames 500] [--runs 4]
+ *   npm run bench -- ingest-frames [--calls 200] [--frames 500] [--runs 3]
  *
  * Messages are built before the clock starts; the event loop is yielded every 50 rounds so the
  * publisher drains as it would in the server.
@@ -26,37 +26,26 @@ export async function run(args: string[]): Promise<BenchResult> {
   };
   const calls = option('calls', 200);
   const framesPerTrack = option('frames', 500);
-  const runs = option('runs', 4);
+  const runs = option('runs', 3);
   const rows: (string | number)[][] = [];
-  const cpu: Record<string, number[]> = { fast: [], full: [] };
   for (let r = 1; r <= runs; r++) {
-    // Both paths in turns, so a busy neighbour on the shared machine weighs on each alike.
-    for (const path of ['full', 'fast'] as const) {
-      const m = await once(calls, framesPerTrack, path === 'fast');
-      cpu[path]?.push(m.cpuSeconds / m.total);
-      rows.push([
-        r,
-        path === 'fast' ? 'fast path' : 'full parse',
-        m.total,
-        Math.round(m.seconds * 1000),
-        Math.round(m.total / m.seconds),
-        Number(((m.cpuSeconds / m.total) * 1e6).toFixed(2)),
-        Math.round(m.total / m.cpuSeconds / 100),
-        m.accepted,
-        m.produced,
-      ]);
-    }
+    const m = await once(calls, framesPerTrack);
+    rows.push([
+      r,
+      m.total,
+      Math.round(m.seconds * 1000),
+      Math.round(m.total / m.seconds),
+      Number(((m.cpuSeconds / m.total) * 1e6).toFixed(2)),
+      Math.round(m.total / m.cpuSeconds / 100),
+      m.accepted,
+      m.produced,
+    ]);
   }
-  // The least disturbed run after the first (JIT warm-up), per path: other work only ever adds CPU time.
-  const best = (path: string) => Math.min(...(cpu[path] ?? []).slice(runs > 1 ? 1 : 0)) * 1e6;
   return {
     title: `Ingest hot path: ${calls} calls × 2 tracks × ${framesPerTrack} media messages through Session.onMessage, instant event log, one core`,
-    columns: ['run', 'path', 'frames', 'wall ms', 'frames/s', 'CPU µs/frame', 'calls per core', 'accepted', 'records produced'],
+    columns: ['run', 'frames', 'wall ms', 'frames/s', 'CPU µs/frame', 'calls per core', 'accepted', 'records produced'],
     rows,
     notes: [
-      `Media fast path (src/twilio/media-fast-path.ts: the message read from its bytes) vs the full parse (TextDecoder + JSON.parse + validation, ` +
-        `what every message took before; still taken by anything unusual): least disturbed steady-state run ${best('fast').toFixed(2)} vs ${best('full').toFixed(2)} CPU µs/frame ` +
-        `(${(best('full') / best('fast')).toFixed(2)}×), the whole hot path (batching, publisher, counters) included.`,
       'CPU µs/frame is process CPU time (user + system, GC threads included) over the frames, less sensitive to other work on a shared machine than frames/s (wall time), though not immune.',
       'calls per core = frames per CPU-second ÷ 100 (a two-track call is 100 frames/s); an upper bound: no sockets, no Avro, no Kafka (see the ingest benchmark for those).',
       'Run 1 includes JIT warm-up; later runs are the steady state.',
@@ -64,7 +53,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   };
 }
 
-async function once(calls: number, framesPerTrack: number, fastPath: boolean) {
+async function once(calls: number, framesPerTrack: number) {
   let produced = 0;
   const log = {
     produce: async (_topic: unknown, records: readonly unknown[]) => {
@@ -78,16 +67,7 @@ async function once(calls: number, framesPerTrack: number, fastPath: boolean) {
     bufferedAudioMs: () => 0,
   });
   const publisher = new CallPublisher(log, TOPICS.callEvents, metrics, logger, 30_000);
-  const ctx = {
-    framesPerBatch: 5,
-    idleTimeoutMs: 30_000,
-    maxMessageBytes: 65_536,
-    ingestNode: 'bench',
-    metrics,
-    logger,
-    publisher,
-    fastPath,
-  };
+  const ctx = { framesPerBatch: 5, idleTimeoutMs: 30_000, maxMessageBytes: 65_536, ingestNode: 'bench', metrics, logger, publisher };
   const encoder = new TextEncoder();
   const encode = (value: unknown): ArrayBuffer => encoder.encode(JSON.stringify(value)).buffer as ArrayBuffer;
   // Twilio's timestamps jitter by a few ms; the batcher tolerates ±9 ms.

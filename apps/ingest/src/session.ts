@@ -13,7 +13,6 @@ import {
   TrackBatcher,
 } from './domain/track-batcher.js';
 import { DROP, type DropReason, type IngestMetrics, type SessionOutcome } from './metrics.js';
-import { FAST_MEDIA, scanMedia } from './twilio/media-fast-path.js';
 import {
   DTMF_DIGIT,
   dtmfTrack,
@@ -35,8 +34,6 @@ export interface IngestContext {
   readonly metrics: IngestMetrics;
   readonly logger: Logger;
   readonly publisher: CallPublisher;
-  /** false: every message takes the full parse (tests compare both paths); default on. */
-  readonly fastPath?: boolean;
 }
 
 /** The part of a uWS WebSocket a session uses (a fake in tests). */
@@ -118,14 +115,6 @@ export class Session implements BatchSink, StreamSource {
       this.drop('binary_frame', null);
       return;
     }
-    // A plain media message while streaming (nearly every message) skips the generic parse;
-    // anything else, malformed or merely unusual, is judged by the full path below.
-    if (this.state === STREAMING && this.ctx.fastPath !== false && scanMedia(Buffer.from(data))) {
-      counts.media++;
-      this.framesReceived++;
-      this.append(FAST_MEDIA.track, FAST_MEDIA.chunk, FAST_MEDIA.timestampMs, FAST_MEDIA.payload);
-      return;
-    }
     let message: unknown;
     try {
       message = JSON.parse(utf8.decode(data));
@@ -196,11 +185,6 @@ export class Session implements BatchSink, StreamSource {
       this.dropFrame('invalid_base64', 'payload is not a string');
       return;
     }
-    this.append(track, chunk, timestampMs, payload);
-  }
-
-  /** Into the track's batch, or dropped for the batcher's reason (both paths end here). */
-  private append(track: number, chunk: number, timestampMs: number, payload: string): void {
     const batcher = (track === TRACK_INBOUND ? this.inbound : this.outbound) as TrackBatcher;
     const result = batcher.append(chunk, timestampMs, payload);
     if (result !== APPEND_ACCEPTED) {
