@@ -1,29 +1,14 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { readToEnd } from '../../apps/shared/src/read-to-end.js';
 import { AppDirectory } from '../../apps/shared/src/tenants/app-directory.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
+import { runEarshot } from '../support/cli.js';
 import { kafkaEventLog } from '../support/infra.js';
 
-const run = promisify(execFile);
-const ROOT = new URL('../../', import.meta.url).pathname;
-
-async function earshot(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [join(ROOT, 'bin/earshot.js'), 'apps', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const earshot = (args: string[], env: Record<string, string>) => runEarshot(['apps', ...args], env);
 
 const modes: [string, () => Record<string, string>][] = [
   ['embedded', () => ({ EARSHOT_DATA_DIR: mkdtempSync(join(tmpdir(), 'earshot-apps-')) })],

@@ -1,29 +1,15 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { AUDIT_HASH_KEY_LABEL, auditHash } from '../../apps/shared/src/audit/audit-trail.js';
 import { CredentialBox } from '../../apps/shared/src/tenants/credential-box.js';
+import { runEarshot } from '../support/cli.js';
 
 // `earshot audit-hash`: the investigator's way from a Call SID to its audit rows.
-const run = promisify(execFile);
-const ROOT = new URL('../../', import.meta.url).pathname;
 const CALL = 'CA0123456789abcdef0123456789abcdef';
 
-async function earshot(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [join(ROOT, 'bin/earshot.js'), 'audit-hash', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const earshot = (args: string[], env: Record<string, string>) => runEarshot(['audit-hash', ...args], env);
 
 t.test('prints the keyed hash the audit trail stores, under the deployment key', async (t) => {
   const key = Buffer.alloc(32, 7).toString('base64');

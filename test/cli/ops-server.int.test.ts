@@ -4,15 +4,19 @@ import { testConfig } from '../support/infra.js';
 
 // An app without an HTTP port of its own (here webhooks and store, on real Kafka and ClickHouse)
 // still answers health checks and Prometheus scrapes on EARSHOT_OPS_PORT.
+const distributedEnv = () => ({
+  EARSHOT_MODE: 'distributed',
+  EARSHOT_LOG_LEVEL: 'warn',
+  EARSHOT_SECRETS_KEY: Buffer.alloc(32, 5).toString('base64'),
+  EARSHOT_STREAM_TOKEN_KEYS: `k1:${Buffer.alloc(32, 6).toString('base64')}`,
+  EARSHOT_KAFKA_NAMESPACE: `test-ops-${Math.random().toString(36).slice(2, 8)}`,
+  EARSHOT_KAFKA_BROKERS: testConfig.EARSHOT_KAFKA_BROKERS,
+  EARSHOT_SCHEMA_REGISTRY_URL: testConfig.EARSHOT_SCHEMA_REGISTRY_URL as string,
+});
+
 t.test('earshot start --apps webhooks,store serves /healthz, /readyz and /metrics on the ops port', async (t) => {
   const env = {
-    EARSHOT_MODE: 'distributed',
-    EARSHOT_LOG_LEVEL: 'warn',
-    EARSHOT_SECRETS_KEY: Buffer.alloc(32, 5).toString('base64'),
-    EARSHOT_STREAM_TOKEN_KEYS: `k1:${Buffer.alloc(32, 6).toString('base64')}`,
-    EARSHOT_KAFKA_NAMESPACE: `test-ops-${Math.random().toString(36).slice(2, 8)}`,
-    EARSHOT_KAFKA_BROKERS: testConfig.EARSHOT_KAFKA_BROKERS,
-    EARSHOT_SCHEMA_REGISTRY_URL: testConfig.EARSHOT_SCHEMA_REGISTRY_URL as string,
+    ...distributedEnv(),
     EARSHOT_CLICKHOUSE_URL: testConfig.EARSHOT_CLICKHOUSE_URL as string,
     EARSHOT_CLICKHOUSE_DATABASE: `test_ops_${Math.random().toString(36).slice(2, 8)}`,
     EARSHOT_OPS_PORT: '0',
@@ -42,15 +46,7 @@ t.test('earshot start --apps webhooks,store serves /healthz, /readyz and /metric
 });
 
 t.test('no ops server unless EARSHOT_OPS_PORT is set', async (t) => {
-  const env = {
-    EARSHOT_MODE: 'distributed',
-    EARSHOT_LOG_LEVEL: 'warn',
-    EARSHOT_SECRETS_KEY: Buffer.alloc(32, 5).toString('base64'),
-    EARSHOT_STREAM_TOKEN_KEYS: `k1:${Buffer.alloc(32, 6).toString('base64')}`,
-    EARSHOT_KAFKA_NAMESPACE: `test-ops-${Math.random().toString(36).slice(2, 8)}`,
-    EARSHOT_KAFKA_BROKERS: testConfig.EARSHOT_KAFKA_BROKERS,
-    EARSHOT_SCHEMA_REGISTRY_URL: testConfig.EARSHOT_SCHEMA_REGISTRY_URL as string,
-  };
+  const env = distributedEnv();
   const plain = await startAppProcess('webhooks', env);
   t.teardown(() => plain.kill());
   t.throws(() => plain.url('ops'), /printed no ops URL/);

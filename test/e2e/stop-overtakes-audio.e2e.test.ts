@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { startAsrApp } from '../../apps/asr/main.js';
 import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
-import type { CallEvent, SessionEvent, UtteranceRecognized } from '../../apps/shared/src/events.js';
-import type { LogRecord } from '../../apps/shared/src/ports/event-log.port.js';
+import type { CallEvent } from '../../apps/shared/src/events.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
 import { generateTestAudio } from '../../scripts/test-audio/corpus.js';
+import { collectAsrOutputs } from '../asr/support/outputs.js';
 import { startRequest } from '../support/fixtures.js';
 import { testRuntime } from '../support/runtime.js';
 import { waitFor } from '../support/wait.js';
@@ -29,16 +29,7 @@ t.test('audio received before a stop but written after it is still transcribed',
   await runtime.eventLog.ensureTopics([TOPICS.callEvents, TOPICS.utterances, TOPICS.sessions]);
   const asr = await startAsrApp(runtime);
   t.teardown(() => asr.stop());
-  const utterances: UtteranceRecognized[] = [];
-  const sessions: SessionEvent[] = [];
-  const reader = runtime.eventLog.createConsumer({ groupId: 'reader', topics: [TOPICS.utterances, TOPICS.sessions] });
-  await reader.run(async (batch) => {
-    for (const r of batch.records as LogRecord<UtteranceRecognized | SessionEvent>[]) {
-      if (batch.topic === TOPICS.utterances.name) utterances.push(r.value as UtteranceRecognized);
-      else sessions.push(r.value as SessionEvent);
-    }
-  });
-  t.teardown(() => reader.stop());
+  const { utterances, sessions } = await collectAsrOutputs(t, runtime);
 
   // Ingest's clock: the call started at t0; a chunk is received when its last frame is.
   const t0 = Date.now() - 60_000;

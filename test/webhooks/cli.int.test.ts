@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { createEmbeddedEventLog } from '../../apps/shared/src/adapters/embedded-event-log.js';
 import { loadEarshotConfig } from '../../apps/shared/src/config.js';
@@ -11,23 +9,10 @@ import { readToEnd } from '../../apps/shared/src/read-to-end.js';
 import { loadCredentialBox } from '../../apps/shared/src/tenants/credential-box.js';
 import { openWebhookSettings } from '../../apps/shared/src/tenants/webhook-settings.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
+import { runEarshot } from '../support/cli.js';
 import { createTestCa } from './support/pki.js';
 
-const run = promisify(execFile);
-const ROOT = new URL('../../', import.meta.url).pathname;
-
-async function earshot(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [join(ROOT, 'bin/earshot.js'), 'apps', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const earshot = (args: string[], env: Record<string, string>) => runEarshot(['apps', ...args], env);
 
 t.test('earshot apps create / set-webhook with auth options (embedded mode)', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'earshot-webhook-cli-'));

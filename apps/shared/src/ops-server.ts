@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { eventLogReachable, PROBE_TIMEOUT_MS } from './event-log-probe.js';
 import type { Runtime } from './runtime.js';
-import { TOPICS } from './topics.js';
 
 /**
  * `/healthz`, `/readyz` and `/metrics` for a process whose apps have no HTTP port of their own
@@ -9,8 +9,6 @@ import { TOPICS } from './topics.js';
  * them as they see the api and ingest (SPEC §3.6). Plain node:http, on `EARSHOT_OPS_PORT`;
  * nothing but these three read-only paths, no credentials, so bind it to a private interface.
  */
-const PROBE_TIMEOUT_MS = 2000;
-
 export interface OpsServer {
   readonly url: string;
   close(): Promise<void>;
@@ -29,7 +27,7 @@ export async function startOpsServer(
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, error(405, `${req.method} is not allowed here; use GET`));
     if (path === '/healthz') return send(200, { status: 'ok', apps: options.apps });
     if (path === '/readyz') {
-      void reachable(runtime).then((ok) =>
+      void eventLogReachable(runtime.eventLog).then((ok) =>
         ok
           ? send(200, { status: 'ready', apps: options.apps, checks: { eventLog: 'ok' } })
           : send(503, error(503, `not ready: the event log did not answer within ${PROBE_TIMEOUT_MS} ms`)),
@@ -57,19 +55,3 @@ export async function startOpsServer(
 }
 
 const error = (status: number, message: string) => ({ error: { requestId: null, code: `${status}-01`, message } });
-
-async function reachable(runtime: Runtime): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), PROBE_TIMEOUT_MS);
-  });
-  const probe = runtime.eventLog.endOffsets(TOPICS.callEvents.name).then(
-    () => true,
-    () => false,
-  );
-  try {
-    return await Promise.race([probe, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

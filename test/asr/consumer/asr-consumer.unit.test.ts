@@ -1,12 +1,12 @@
 import t from 'tap';
 import { startAsr } from '../../../apps/asr/src/consumer/asr-consumer.js';
-import type { CallEvent, SessionEvent, UtteranceRecognized } from '../../../apps/shared/src/events.js';
-import type { LogRecord } from '../../../apps/shared/src/ports/event-log.port.js';
+import type { CallEvent } from '../../../apps/shared/src/events.js';
 import { TOPICS } from '../../../apps/shared/src/topics.js';
 import { startRequest } from '../../support/fixtures.js';
 import { testRuntime } from '../../support/runtime.js';
 import { waitFor } from '../../support/wait.js';
 import { fakeEngine } from '../support/fake-engine.js';
+import { collectAsrOutputs } from '../support/outputs.js';
 
 // The consumer over the embedded log with the fake engine (the real one runs in test/e2e/).
 const A = 'CA000000000000000000000000000000aa';
@@ -36,16 +36,7 @@ t.test('a call finishing its last words does not hold up the other calls of its 
   };
   const asr = await startAsr(runtime, engine, { groupId: 'asr-test' });
   t.teardown(() => asr.stop());
-  const utterances: UtteranceRecognized[] = [];
-  const sessions: SessionEvent[] = [];
-  const reader = runtime.eventLog.createConsumer({ groupId: 'reader', topics: [TOPICS.utterances, TOPICS.sessions] });
-  await reader.run(async (batch) => {
-    for (const r of batch.records as LogRecord<UtteranceRecognized | SessionEvent>[]) {
-      if (batch.topic === TOPICS.utterances.name) utterances.push(r.value as UtteranceRecognized);
-      else sessions.push(r.value as SessionEvent);
-    }
-  });
-  t.teardown(() => reader.stop());
+  const { utterances, sessions } = await collectAsrOutputs(t, runtime);
 
   let n = 0;
   const event = (
@@ -106,16 +97,7 @@ t.test('a stop whose stream went silent (ingest died, no end event) completes af
   t.teardown(() => runtime.cleanup());
   const asr = await startAsr(runtime, fakeEngine({ 16: 'hello' }), { groupId: 'asr-test' });
   t.teardown(() => asr.stop());
-  const sessions: SessionEvent[] = [];
-  const utterances: UtteranceRecognized[] = [];
-  const reader = runtime.eventLog.createConsumer({ groupId: 'reader', topics: [TOPICS.utterances, TOPICS.sessions] });
-  await reader.run(async (batch) => {
-    for (const r of batch.records as LogRecord<UtteranceRecognized | SessionEvent>[]) {
-      if (batch.topic === TOPICS.utterances.name) utterances.push(r.value as UtteranceRecognized);
-      else sessions.push(r.value as SessionEvent);
-    }
-  });
-  t.teardown(() => reader.stop());
+  const { utterances, sessions } = await collectAsrOutputs(t, runtime);
   const event = (payload: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>, i: number) => ({
     key: A,
     value: { eventId: `g${i}`, callSid: A, tenantId: 'app_a', occurredAtMs: Date.now(), ...payload } as CallEvent,
@@ -157,16 +139,7 @@ t.test('a session whose stream is gone closes once its partition has moved on; o
   t.teardown(() => runtime.cleanup());
   const asr = await startAsr(runtime, fakeEngine({ 16: 'cut off' }), { groupId: 'asr-test' });
   t.teardown(() => asr.stop());
-  const sessions: SessionEvent[] = [];
-  const utterances: UtteranceRecognized[] = [];
-  const reader = runtime.eventLog.createConsumer({ groupId: 'reader', topics: [TOPICS.utterances, TOPICS.sessions] });
-  await reader.run(async (batch) => {
-    for (const r of batch.records as LogRecord<UtteranceRecognized | SessionEvent>[]) {
-      if (batch.topic === TOPICS.utterances.name) utterances.push(r.value as UtteranceRecognized);
-      else sessions.push(r.value as SessionEvent);
-    }
-  });
-  t.teardown(() => reader.stop());
+  const { utterances, sessions } = await collectAsrOutputs(t, runtime);
   // Event times of our own: the partition's clock is what counts, not the wall clock.
   const at = 1_800_000_000_000;
   let n = 0;

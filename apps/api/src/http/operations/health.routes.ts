@@ -1,6 +1,6 @@
 import { z } from 'zod';
+import { eventLogReachable, PROBE_TIMEOUT_MS } from '../../../../shared/src/event-log-probe.js';
 import type { EventLog } from '../../../../shared/src/ports/event-log.port.js';
-import { TOPICS } from '../../../../shared/src/topics.js';
 import type { CallTracker } from '../../consumer/call-tracker.js';
 import { ApiError } from '../errors.js';
 import type { RouteSpec } from '../route.js';
@@ -10,7 +10,6 @@ import type { RouteSpec } from '../route.js';
  * app directory has caught up (always true here: `createRuntime` returns only after it has),
  * and the call-state projection has read everything written before the node started.
  */
-const PROBE_TIMEOUT_MS = 2000;
 
 export const HealthResponse = z.object({ status: z.literal('ok') });
 export const ReadyResponse = z.object({
@@ -46,7 +45,7 @@ export function readyzRoute(deps: { log: EventLog; tracker: CallTracker }): Rout
     errors: [503],
     handle: async (ctx) => {
       const problems: string[] = [];
-      if (!(await reachable(deps.log))) problems.push(`the event log did not answer within ${PROBE_TIMEOUT_MS} ms`);
+      if (!(await eventLogReachable(deps.log))) problems.push(`the event log did not answer within ${PROBE_TIMEOUT_MS} ms`);
       if (!deps.tracker.ready) problems.push('the call state is still being loaded from the event log');
       if (problems.length > 0) throw new ApiError(503, `not ready: ${problems.join('; ')}`, { retryAfterS: 1 });
       ctx.body = { status: 'ready', checks: { eventLog: 'ok', appDirectory: 'ok', callState: 'ok' } } satisfies z.infer<
@@ -54,20 +53,4 @@ export function readyzRoute(deps: { log: EventLog; tracker: CallTracker }): Rout
       >;
     },
   };
-}
-
-async function reachable(log: EventLog): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), PROBE_TIMEOUT_MS);
-  });
-  const probe = log.endOffsets(TOPICS.callEvents.name).then(
-    () => true,
-    () => false,
-  );
-  try {
-    return await Promise.race([probe, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

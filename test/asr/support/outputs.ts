@@ -1,0 +1,23 @@
+import type { Test } from 'tap';
+import type { SessionEvent, UtteranceRecognized } from '../../../apps/shared/src/events.js';
+import type { LogRecord } from '../../../apps/shared/src/ports/event-log.port.js';
+import type { Runtime } from '../../../apps/shared/src/runtime.js';
+import { TOPICS } from '../../../apps/shared/src/topics.js';
+
+/** What the asr app writes, read back as it arrives: utterance and session events (a reader group of its own). */
+export async function collectAsrOutputs(
+  t: Test,
+  runtime: Runtime,
+): Promise<{ utterances: UtteranceRecognized[]; sessions: SessionEvent[] }> {
+  const utterances: UtteranceRecognized[] = [];
+  const sessions: SessionEvent[] = [];
+  const reader = runtime.eventLog.createConsumer({ groupId: 'reader', topics: [TOPICS.utterances, TOPICS.sessions] });
+  await reader.run(async (batch) => {
+    for (const r of batch.records as LogRecord<UtteranceRecognized | SessionEvent>[]) {
+      if (batch.topic === TOPICS.utterances.name) utterances.push(r.value as UtteranceRecognized);
+      else sessions.push(r.value as SessionEvent);
+    }
+  });
+  t.teardown(() => reader.stop());
+  return { utterances, sessions };
+}
