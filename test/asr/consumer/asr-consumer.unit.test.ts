@@ -1,6 +1,7 @@
 import t from 'tap';
 import { startAsr } from '../../../apps/asr/src/consumer/asr-consumer.js';
 import type { CallEvent } from '../../../apps/shared/src/events.js';
+import { createRuntime } from '../../../apps/shared/src/runtime.js';
 import { TOPICS } from '../../../apps/shared/src/topics.js';
 import { startRequest } from '../../support/fixtures.js';
 import { testRuntime } from '../../support/runtime.js';
@@ -191,4 +192,52 @@ t.test('a session whose stream is gone closes once its partition has moved on; o
   t.notOk(closedOf(B), 'a start whose stream has not connected is kept');
   const metrics = await runtime.metrics.metrics();
   t.match(metrics, /earshot_asr_sessions_abandoned_total\{app="test"\} 1\b/);
+});
+
+t.test('a session restored by a new owner is abandoned too when its call never sends again', async (t) => {
+  const runtime = await testRuntime({ env: { EARSHOT_TOPIC_PARTITIONS: '1', EARSHOT_ASR_SESSION_IDLE_MS: '5000' } });
+  t.teardown(() => runtime.cleanup());
+  const { sessions } = await collectAsrOutputs(t, runtime);
+  const at = 1_800_000_000_000;
+  let n = 0;
+  const event = (callSid: string, occurredAtMs: number, payload: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>) => ({
+    key: callSid,
+    value: { eventId: `r${n++}`, callSid, tenantId: 'app_a', occurredAtMs, ...payload } as CallEvent,
+  });
+  const silence = (callSid: string, ms: number, occurredAtMs: number) =>
+    event(callSid, occurredAtMs, {
+      type: 'AudioChunkReceived',
+      data: {
+        streamSid: 'MZ1',
+        track: 'inbound',
+        firstChunk: ms / 20 + 1,
+        lastChunk: ms / 20 + 5,
+        timestampMs: ms,
+        durationMs: 100,
+        payload: Buffer.alloc(800, 0xff),
+      },
+    });
+  const first = await startAsr(runtime, fakeEngine(), { groupId: 'asr-restore' });
+  await runtime.eventLog.produce(TOPICS.callEvents, [
+    event(A, at, { type: 'TranscriptionStartRequested', data: startRequest({ requestId: 'start-a' }) }),
+    silence(A, 0, at + 100),
+  ]);
+  await waitFor("A's session opened", () => sessions.some((s) => s.callSid === A && s.type === 'TranscriptionSessionOpened'));
+  await new Promise((r) => setTimeout(r, 1200)); // a commit past the start
+  await first.stop(); // the owner goes away; A's call is never heard from again
+  // The new owner: another process in production; here a runtime of its own on the same log.
+  const other = await createRuntime(runtime.config, { logger: runtime.logger, eventLog: runtime.eventLog, name: 'second-owner' });
+  const second = await startAsr(other, fakeEngine(), { groupId: 'asr-restore' });
+  t.teardown(() => second.stop());
+  // Other calls move the partition's clock 6 s past A's opening.
+  await runtime.eventLog.produce(TOPICS.callEvents, [
+    event(B, at + 6500, { type: 'DtmfReceived', data: { streamSid: 'MZb', track: 'inbound', digit: '3' } }),
+  ]);
+  await waitFor('the restored session of A closed as abandoned', () =>
+    sessions.some((s) => s.callSid === A && s.type === 'TranscriptionSessionClosed'),
+  );
+  t.match(
+    sessions.find((s) => s.callSid === A && s.type === 'TranscriptionSessionClosed'),
+    { data: { requestId: null, reason: 'stream_ended' } },
+  );
 });

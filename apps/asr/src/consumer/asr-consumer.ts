@@ -134,7 +134,11 @@ export async function startAsr(
         for (const open of await restoreOpenSessions(eventLog, p, committed)) {
           const transcriber = new CallTranscriber(open.callSid, open.tenantId, p, transcriberDeps);
           transcriber.restore(open.start, open.openedAtMs);
-          state.calls.set(open.callSid, newEntry(transcriber));
+          const entry = newEntry(transcriber);
+          // If the call never sends another record (it died with the previous owner), the
+          // session is abandoned once the partition's clock is past its opening + the idle time.
+          entry.lastEventMs = open.openedAtMs;
+          state.calls.set(open.callSid, entry);
         }
         if (state.calls.size > 0) log.info({ partition: p, restored: state.calls.size, committed }, 'asr.sessions_restored');
       })();
