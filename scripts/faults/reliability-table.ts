@@ -17,6 +17,8 @@ interface Outcome {
   duplicated: number;
   delivered: number;
   redelivered: number;
+  /** Stored utterances the webhook never got, by their last DeliveryAttempted outcome. */
+  webhookMissing?: Record<string, number>;
   outageMs?: number | null;
   recoveryMs: number | null;
   wer: { customer: number; agent: number };
@@ -46,6 +48,13 @@ for (const o of latest.values()) {
   // A gap's own losses are shown beside the wrong ones: "0 (+1 of 2 spoken in the 4.4 s gap)".
   const lost = o.gap ? `${o.lost} (+${o.gap.lost} of ${o.gap.utterances} spoken in the ${seconds(o.gap.mediaMs)} gap)` : `${o.lost}`;
   console.log(
-    `| ${o.scenario} | ${o.calls} | ${o.expected} | ${o.stored} | ${lost} | ${o.duplicated} | ${o.delivered} (${o.redelivered}) | ${seconds(o.outageMs)} | ${seconds(o.recoveryMs)} | ${pct(o.wer.customer)} / ${pct(o.wer.agent)} | ${o.at.slice(0, 16)} |`,
+    `| ${o.scenario} | ${o.calls} | ${o.expected} | ${o.stored} | ${lost} | ${o.duplicated} | ${o.delivered} (${o.redelivered})${missing(o.webhookMissing)} | ${seconds(o.outageMs)} | ${seconds(o.recoveryMs)} | ${pct(o.wer.customer)} / ${pct(o.wer.agent)} | ${o.at.slice(0, 16)} |`,
   );
+}
+
+/** ", 2 missing: dropped: waited over ..." beside the webhook count, when some never arrived. */
+function missing(counts: Record<string, number> | undefined): string {
+  const entries = Object.entries(counts ?? {});
+  if (entries.length === 0) return '';
+  return `; missing: ${entries.map(([why, n]) => `${n} ${why.replace(/\|/g, '/')}`).join(', ')}`;
 }

@@ -257,6 +257,13 @@ class KafkaConsumer implements EventLogConsumer {
         resolve();
       });
     });
+    // kafkajs restarts a crashed consumer only when it judges the error retriable: say which.
+    this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
+      this.log[payload.restart ? 'warn' : 'error'](
+        { err: payload.error, restart: payload.restart },
+        payload.restart ? 'event-log.consumer_crashed_restarting' : 'event-log.consumer_crashed_for_good',
+      );
+    });
     await this.consumer.connect();
     await this.consumer.subscribe({
       topics: [...specs.keys()].map((t) => this.owner.wire(t)),
