@@ -173,7 +173,9 @@ export async function startAsr(
       state.lastOffset = record.offset;
       while (pendingIn(state) > MAX_PENDING_PER_PARTITION && !stopping) await oldestChain(state);
     }
-    await commit(state);
+    // Not allowed to escape: see the webhooks dispatcher (kafkajs does not restart a consumer
+    // that crashed on a non-retriable error); the timer commits again within a second.
+    await commit(state).catch((error) => log.warn({ err: error, partition: state.partition }, 'asr.commit_failed'));
   }
 
   function newEntry(transcriber: CallTranscriber): CallEntry {

@@ -178,7 +178,10 @@ export async function startWebhookDispatcher(
       }
       target.queue.enqueue(message);
     }
-    await commit(batch.partition);
+    // A failed commit must not escape the batch handler: kafkajs does not restart a consumer
+    // whose crash cause is not retriable (e.g. an unknown member right after a broker restart),
+    // and the committer below tries again within a second anyway.
+    await commit(batch.partition).catch((error) => log.warn({ err: error, partition: batch.partition }, 'webhooks.commit_failed'));
   }
 
   async function commit(partition: number): Promise<void> {
