@@ -1,4 +1,4 @@
-import kafkajs, { type Admin, type Consumer, type Kafka, type Producer } from 'kafkajs';
+import kafkajs, { type Admin, type Consumer, type ConsumerRunConfig, type Kafka, type Producer } from 'kafkajs';
 import { EarshotError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type {
@@ -233,6 +233,7 @@ class KafkaConsumer implements EventLogConsumer {
   private readonly consumer: Consumer;
   private current: TopicPartition[] = [];
   private running = false;
+  private runConfig: ConsumerRunConfig | undefined;
   private readonly log: Logger;
 
   constructor(
@@ -257,19 +258,23 @@ class KafkaConsumer implements EventLogConsumer {
         resolve();
       });
     });
-    // kafkajs restarts a crashed consumer only when it judges the error retriable: say which.
+    // kafkajs restarts a crashed consumer only when it judges the cause retriable. A group
+    // coordinator not found while the broker restarts is not, and left the consumer stopped for
+    // good while its process looked healthy (the webhooks app delivered nothing more after a
+    // Kafka restart, docs/reliability.md): revive it ourselves.
     this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
       this.log[payload.restart ? 'warn' : 'error'](
         { err: payload.error, restart: payload.restart },
-        payload.restart ? 'event-log.consumer_crashed_restarting' : 'event-log.consumer_crashed_for_good',
+        payload.restart ? 'event-log.consumer_crashed_restarting' : 'event-log.consumer_crashed_reviving',
       );
+      if (!payload.restart && this.running) void this.revive();
     });
     await this.consumer.connect();
     await this.consumer.subscribe({
       topics: [...specs.keys()].map((t) => this.owner.wire(t)),
       fromBeginning: this.options.fromBeginning ?? true,
     });
-    await this.consumer.run({
+    this.runConfig = {
       autoCommit: false,
       eachBatch: async ({ batch }) => {
         const topic = this.owner.local(batch.topic);
@@ -295,8 +300,26 @@ class KafkaConsumer implements EventLogConsumer {
         }
         if (records.length > 0) await handler({ topic, partition: batch.partition, records });
       },
-    });
+    };
+    await this.consumer.run(this.runConfig);
     await joined;
+  }
+
+  /** Reconnects and runs a consumer kafkajs gave up on (it disconnected it), with backoff, until it runs or we stop. */
+  private async revive(): Promise<void> {
+    for (let attempt = 1; this.running && this.runConfig; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 1000 * attempt)));
+      if (!this.running) return;
+      try {
+        await this.consumer.connect();
+        await this.consumer.run(this.runConfig);
+        if (!this.running) await this.consumer.disconnect(); // stopped while we revived it
+        else this.log.warn({ attempt }, 'event-log.consumer_revived');
+        return;
+      } catch (error) {
+        this.log.warn({ err: error, attempt }, 'event-log.consumer_revive_failed');
+      }
+    }
   }
 
   async commit(offsets: readonly CommitOffset[]): Promise<void> {
