@@ -313,8 +313,8 @@ class KafkaConsumer implements EventLogConsumer {
       try {
         await this.consumer.connect();
         await this.consumer.run(this.runConfig);
-        if (!this.running) await this.consumer.disconnect(); // stopped while we revived it
-        else this.log.warn({ attempt }, 'event-log.consumer_revived');
+        if (this.running) this.log.warn({ attempt }, 'event-log.consumer_revived');
+        else await this.consumer.disconnect(); // stopped while we revived it
         return;
       } catch (error) {
         this.log.warn({ err: error, attempt }, 'event-log.consumer_revive_failed');
