@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { startAsrApp } from '../../apps/asr/main.js';
 import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
-import type { CallEvent } from '../../apps/shared/src/events.js';
+import type { CallEventPayload } from '../../apps/shared/src/events.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
 import { generateTestAudio } from '../../scripts/test-audio/corpus.js';
+import { audioChunk, callEventMaker, startCommand, stopCommand } from '../asr/support/call-events.js';
 import { collectAsrOutputs } from '../asr/support/outputs.js';
-import { startRequest } from '../support/fixtures.js';
 import { testRuntime } from '../support/runtime.js';
 import { waitFor } from '../support/wait.js';
 
@@ -33,39 +33,21 @@ t.test('audio received before a stop but written after it is still transcribed',
 
   // Ingest's clock: the call started at t0; a chunk is received when its last frame is.
   const t0 = Date.now() - 60_000;
-  let n = 0;
-  const event = (occurredAtMs: number, payload: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>) => ({
-    key: CALL,
-    value: { eventId: `ev-${n++}`, callSid: CALL, tenantId: 'app_a', occurredAtMs, ...payload } as CallEvent,
-  });
+  const { record } = callEventMaker('ev-');
+  const event = (occurredAtMs: number, payload: CallEventPayload) => record(CALL, occurredAtMs, payload);
   const audio = readFileSync(corpus.call.tracks.customer.mulaw);
+  // Ingest's 100 ms batches: each says 100 ms, the file's shorter last one too.
   const chunk = (ms: number) =>
-    event(t0 + ms + 100, {
-      type: 'AudioChunkReceived',
-      data: {
-        streamSid: 'MZstop',
-        track: 'inbound',
-        firstChunk: ms / 20 + 1,
-        lastChunk: ms / 20 + 5,
-        timestampMs: ms,
-        durationMs: 100,
-        payload: audio.subarray(ms * 8, (ms + 100) * 8),
-      },
-    });
+    event(t0 + ms + 100, audioChunk(ms, audio.subarray(ms * 8, (ms + 100) * 8), { streamSid: 'MZstop', durationMs: 100 }));
   const chunks = (from: number, to: number) => {
     const out = [];
     for (let ms = from; ms < to && ms * 8 < audio.length; ms += 100) out.push(chunk(ms));
     return out;
   };
 
-  await runtime.eventLog.produce(TOPICS.callEvents, [
-    event(t0, { type: 'TranscriptionStartRequested', data: startRequest({ requestId: 'req-start' }) }),
-    ...chunks(0, BACKLOG_FROM_MS),
-  ]);
+  await runtime.eventLog.produce(TOPICS.callEvents, [event(t0, startCommand({ requestId: 'req-start' })), ...chunks(0, BACKLOG_FROM_MS)]);
   // The api's stop (requested at 30 s) lands first, then ingest's backlog, then the live stream.
-  await runtime.eventLog.produce(TOPICS.callEvents, [
-    event(t0 + STOP_AT_MEDIA_MS + 50, { type: 'TranscriptionStopRequested', data: { requestId: 'req-stop' } }),
-  ]);
+  await runtime.eventLog.produce(TOPICS.callEvents, [event(t0 + STOP_AT_MEDIA_MS + 50, stopCommand('req-stop'))]);
   await runtime.eventLog.produce(TOPICS.callEvents, chunks(BACKLOG_FROM_MS, STOP_AT_MEDIA_MS));
   await runtime.eventLog.produce(TOPICS.callEvents, chunks(STOP_AT_MEDIA_MS, corpus.call.durationMs));
 

@@ -10,24 +10,13 @@ import type {
 } from '../../apps/shared/src/events.js';
 import { loadSchemas } from '../../apps/shared/src/schemas.js';
 import { TOPICS, type TopicSpec } from '../../apps/shared/src/topics.js';
+import { audioChunk, tone } from '../asr/support/call-events.js';
 
 // One sample per event type. tsc checks them against the TypeScript types; the round trip
 // below checks them against the Avro schemas, so types and schemas cannot drift apart.
 const envelope = { eventId: 'e1', callSid: 'CA1', tenantId: 'app1', occurredAtMs: 1_764_000_000_000 };
 const callEvents: CallEvent[] = [
-  {
-    ...envelope,
-    type: 'AudioChunkReceived',
-    data: {
-      streamSid: 'MZ1',
-      track: 'inbound',
-      firstChunk: 1,
-      lastChunk: 5,
-      timestampMs: 0,
-      durationMs: 100,
-      payload: Buffer.alloc(800, 0xff),
-    },
-  },
+  { ...envelope, ...audioChunk(0, tone(0xff)) },
   {
     ...envelope,
     type: 'StreamStarted',

@@ -1,11 +1,11 @@
 import t from 'tap';
 import { startAsr } from '../../../apps/asr/src/consumer/asr-consumer.js';
-import type { CallEvent } from '../../../apps/shared/src/events.js';
+import type { CallEventPayload } from '../../../apps/shared/src/events.js';
 import { createRuntime } from '../../../apps/shared/src/runtime.js';
 import { TOPICS } from '../../../apps/shared/src/topics.js';
-import { startRequest } from '../../support/fixtures.js';
 import { testRuntime } from '../../support/runtime.js';
 import { waitFor } from '../../support/wait.js';
+import { audioChunk, callEventMaker, dtmf, startCommand, stopCommand, streamEnded, tone } from '../support/call-events.js';
 import { fakeEngine } from '../support/fake-engine.js';
 import { collectAsrOutputs } from '../support/outputs.js';
 
@@ -39,41 +39,20 @@ t.test('a call finishing its last words does not hold up the other calls of its 
   t.teardown(() => asr.stop());
   const { utterances, sessions } = await collectAsrOutputs(t, runtime);
 
-  let n = 0;
-  const event = (
-    callSid: string,
-    payload: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>,
-  ): { key: string; value: CallEvent } => ({
-    key: callSid,
-    value: { eventId: `e${n++}`, callSid, tenantId: 'app_a', occurredAtMs: Date.now(), ...payload } as CallEvent,
-  });
+  const { record } = callEventMaker('e');
+  const event = (callSid: string, payload: CallEventPayload) => record(callSid, Date.now(), payload);
   const audio = (callSid: string, ms: number, byte: number) =>
-    event(callSid, {
-      type: 'AudioChunkReceived',
-      data: {
-        streamSid: `MZ${callSid.slice(-2)}`,
-        track: 'inbound',
-        firstChunk: ms / 20 + 1,
-        lastChunk: ms / 20 + 5,
-        timestampMs: ms,
-        durationMs: 100,
-        payload: Buffer.alloc(800, byte),
-      },
-    });
-  const start = (callSid: string) =>
-    event(callSid, { type: 'TranscriptionStartRequested', data: startRequest({ requestId: `start-${callSid}` }) });
+    event(callSid, audioChunk(ms, tone(byte), { streamSid: `MZ${callSid.slice(-2)}` }));
+  const start = (callSid: string) => event(callSid, startCommand({ requestId: `start-${callSid}` }));
 
   // A: start, speech still going on, stop (its flush now hangs).
   await runtime.eventLog.produce(TOPICS.callEvents, [
     start(A),
     audio(A, 0, 0x10),
     audio(A, 100, 0x10),
-    event(A, { type: 'TranscriptionStopRequested', data: { requestId: 'stop-A' } }),
+    event(A, stopCommand('stop-A')),
     // The socket closes: no audio can follow the stop, so it completes without waiting.
-    event(A, {
-      type: 'StreamEnded',
-      data: { streamSid: `MZ${A.slice(-2)}`, reason: 'closed_without_stop', detail: null, framesReceived: 0, framesDropped: 0 },
-    }),
+    event(A, streamEnded(`MZ${A.slice(-2)}`, 'closed_without_stop')),
   ]);
   // B, after A's stop on the same partition: a whole utterance.
   const b = [start(B)];
@@ -99,28 +78,15 @@ t.test('a stop whose stream went silent (ingest died, no end event) completes af
   const asr = await startAsr(runtime, fakeEngine({ 16: 'hello' }), { groupId: 'asr-test' });
   t.teardown(() => asr.stop());
   const { utterances, sessions } = await collectAsrOutputs(t, runtime);
-  const event = (payload: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>, i: number) => ({
-    key: A,
-    value: { eventId: `g${i}`, callSid: A, tenantId: 'app_a', occurredAtMs: Date.now(), ...payload } as CallEvent,
-  });
-  const chunk = (ms: number, byte: number) => ({
-    type: 'AudioChunkReceived' as const,
-    data: {
-      streamSid: 'MZaa',
-      track: 'inbound' as const,
-      firstChunk: ms / 20 + 1,
-      lastChunk: ms / 20 + 5,
-      timestampMs: ms,
-      durationMs: 100,
-      payload: Buffer.alloc(800, byte),
-    },
-  });
+  const { record } = callEventMaker('g');
+  const event = (payload: CallEventPayload) => record(A, Date.now(), payload);
+  const chunk = (ms: number, byte: number) => audioChunk(ms, tone(byte), { streamSid: 'MZaa' });
   const startedAt = Date.now();
   await runtime.eventLog.produce(TOPICS.callEvents, [
-    event({ type: 'TranscriptionStartRequested', data: startRequest({ requestId: 'start-g' }) }, 0),
-    event(chunk(0, 16), 1),
-    event(chunk(100, 16), 2),
-    event({ type: 'TranscriptionStopRequested', data: { requestId: 'stop-g' } }, 3),
+    event(startCommand({ requestId: 'start-g' })),
+    event(chunk(0, 16)),
+    event(chunk(100, 16)),
+    event(stopCommand('stop-g')),
   ]);
   await waitFor('the session closed by the grace timer', () => sessions.some((s) => s.type === 'TranscriptionSessionClosed'));
   t.ok(Date.now() - startedAt >= 300, 'not before the grace period');
@@ -143,44 +109,25 @@ t.test('a session whose stream is gone closes once its partition has moved on; o
   const { utterances, sessions } = await collectAsrOutputs(t, runtime);
   // Event times of our own: the partition's clock is what counts, not the wall clock.
   const at = 1_800_000_000_000;
-  let n = 0;
-  const event = (callSid: string, occurredAtMs: number, payload: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>) => ({
-    key: callSid,
-    value: { eventId: `i${n++}`, callSid, tenantId: 'app_a', occurredAtMs, ...payload } as CallEvent,
-  });
+  const { record: event } = callEventMaker('i');
   const chunk = (callSid: string, ms: number, byte: number, occurredAtMs: number) =>
-    event(callSid, occurredAtMs, {
-      type: 'AudioChunkReceived',
-      data: {
-        streamSid: 'MZ1',
-        track: 'inbound',
-        firstChunk: ms / 20 + 1,
-        lastChunk: ms / 20 + 5,
-        timestampMs: ms,
-        durationMs: 100,
-        payload: Buffer.alloc(800, byte),
-      },
-    });
+    event(callSid, occurredAtMs, audioChunk(ms, tone(byte)));
   const C = 'CA000000000000000000000000000000cc';
   const D = 'CA000000000000000000000000000000dd';
   const closedOf = (callSid: string) => sessions.find((s) => s.callSid === callSid && s.type === 'TranscriptionSessionClosed');
   // A: its ingest node dies mid-word (no StreamEnded, no stop). B: started, its stream not connected yet.
   await runtime.eventLog.produce(TOPICS.callEvents, [
-    event(A, at, { type: 'TranscriptionStartRequested', data: startRequest({ requestId: 'start-a' }) }),
+    event(A, at, startCommand({ requestId: 'start-a' })),
     chunk(A, 0, 16, at + 100),
     chunk(A, 100, 16, at + 200),
-    event(B, at + 200, { type: 'TranscriptionStartRequested', data: startRequest({ requestId: 'start-b' }) }),
+    event(B, at + 200, startCommand({ requestId: 'start-b' })),
   ]);
   // Another call keeps the partition going for 4 s of event time: not yet long enough.
-  await runtime.eventLog.produce(TOPICS.callEvents, [
-    event(C, at + 4200, { type: 'DtmfReceived', data: { streamSid: 'MZc', track: 'inbound', digit: '1' } }),
-  ]);
+  await runtime.eventLog.produce(TOPICS.callEvents, [event(C, at + 4200, dtmf('MZc', '1'))]);
   await new Promise((r) => setTimeout(r, 2500)); // two timer rounds
   t.notOk(closedOf(A), 'not closed before the idle time has passed on the partition');
   // 6 s of event time later: A is abandoned, its words finished; B still waits for its stream.
-  await runtime.eventLog.produce(TOPICS.callEvents, [
-    event(D, at + 6200, { type: 'DtmfReceived', data: { streamSid: 'MZd', track: 'inbound', digit: '2' } }),
-  ]);
+  await runtime.eventLog.produce(TOPICS.callEvents, [event(D, at + 6200, dtmf('MZd', '2'))]);
   await waitFor("A's session closed as abandoned", () => closedOf(A) !== undefined);
   t.match(closedOf(A), { data: { requestId: null, reason: 'stream_ended' } });
   t.same(
@@ -199,28 +146,11 @@ t.test('a session restored by a new owner is abandoned too when its call never s
   t.teardown(() => runtime.cleanup());
   const { sessions } = await collectAsrOutputs(t, runtime);
   const at = 1_800_000_000_000;
-  let n = 0;
-  const event = (callSid: string, occurredAtMs: number, payload: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>) => ({
-    key: callSid,
-    value: { eventId: `r${n++}`, callSid, tenantId: 'app_a', occurredAtMs, ...payload } as CallEvent,
-  });
-  const silence = (callSid: string, ms: number, occurredAtMs: number) =>
-    event(callSid, occurredAtMs, {
-      type: 'AudioChunkReceived',
-      data: {
-        streamSid: 'MZ1',
-        track: 'inbound',
-        firstChunk: ms / 20 + 1,
-        lastChunk: ms / 20 + 5,
-        timestampMs: ms,
-        durationMs: 100,
-        payload: Buffer.alloc(800, 0xff),
-      },
-    });
+  const { record: event } = callEventMaker('r');
   const first = await startAsr(runtime, fakeEngine(), { groupId: 'asr-restore' });
   await runtime.eventLog.produce(TOPICS.callEvents, [
-    event(A, at, { type: 'TranscriptionStartRequested', data: startRequest({ requestId: 'start-a' }) }),
-    silence(A, 0, at + 100),
+    event(A, at, startCommand({ requestId: 'start-a' })),
+    event(A, at + 100, audioChunk(0, tone(0xff))),
   ]);
   await waitFor("A's session opened", () => sessions.some((s) => s.callSid === A && s.type === 'TranscriptionSessionOpened'));
   await new Promise((r) => setTimeout(r, 1200)); // a commit past the start
@@ -230,9 +160,7 @@ t.test('a session restored by a new owner is abandoned too when its call never s
   const second = await startAsr(other, fakeEngine(), { groupId: 'asr-restore' });
   t.teardown(() => second.stop());
   // Other calls move the partition's clock 6 s past A's opening.
-  await runtime.eventLog.produce(TOPICS.callEvents, [
-    event(B, at + 6500, { type: 'DtmfReceived', data: { streamSid: 'MZb', track: 'inbound', digit: '3' } }),
-  ]);
+  await runtime.eventLog.produce(TOPICS.callEvents, [event(B, at + 6500, dtmf('MZb', '3'))]);
   await waitFor('the restored session of A closed as abandoned', () =>
     sessions.some((s) => s.callSid === A && s.type === 'TranscriptionSessionClosed'),
   );

@@ -7,9 +7,10 @@ import { CallTranscriber } from '../../../apps/asr/src/consumer/call-transcriber
 import { DEFAULT_RULES } from '../../../apps/asr/src/domain/redaction.js';
 import { createLocalRecordingStore } from '../../../apps/shared/src/adapters/local-recording-store.js';
 import { mulawToPcm16 } from '../../../apps/shared/src/audio/mulaw.js';
-import type { CallEvent, TranscriptionStartRequested } from '../../../apps/shared/src/events.js';
+import type { CallEventPayload, TranscriptionStartRequested } from '../../../apps/shared/src/events.js';
 import type { RecordingInfo, RecordingStore } from '../../../apps/shared/src/ports/recording-store.port.js';
 import { startRequest } from '../../support/fixtures.js';
+import { audioChunk, callEventMaker, startCommand, stopCommand, streamEnded, tone } from '../support/call-events.js';
 import { fakeEngine } from '../support/fake-engine.js';
 
 // SPEC §6 audioRecordingAllowed in the asr consumer: per session, a stereo WAV (customer left,
@@ -34,41 +35,19 @@ function harness(t: Test, options: { maxDurationS?: number } = {}) {
     recordings: { store, maxDurationS: options.maxDurationS ?? 3600, written: (o) => outcomes.push(o) },
   });
   let offset = 0;
+  const { event } = callEventMaker('e', TENANT);
   // Received in the order sent: occurredAtMs grows with the offset, as it does from one ingest node.
-  const send = (event: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>) =>
-    transcriber.handle({ eventId: `e${offset}`, callSid: CALL, tenantId: TENANT, occurredAtMs: offset, ...event } as CallEvent, offset++);
+  const send = (payload: CallEventPayload) => transcriber.handle(event(CALL, offset, payload), offset++);
   const startData = (over: Partial<TranscriptionStartRequested> = {}): TranscriptionStartRequested =>
     startRequest({ customerId: 'cust-1', audioRecordingAllowed: true, customerStreamId: C1, agentStreamId: A1, ...over });
-  const start = (over: Partial<TranscriptionStartRequested> = {}) => send({ type: 'TranscriptionStartRequested', data: startData(over) });
+  const start = (over: Partial<TranscriptionStartRequested> = {}) => send(startCommand(startData(over)));
   // The stream goes on after a stop: the next chunk ingest received after it completes the stop.
   const stop = async () => {
-    await send({ type: 'TranscriptionStopRequested', data: { requestId: 'req-stop' } });
-    await send({
-      type: 'AudioChunkReceived',
-      data: {
-        streamSid: 'MZ1',
-        track: 'inbound',
-        firstChunk: 1,
-        lastChunk: 1,
-        timestampMs: 0,
-        durationMs: 20,
-        payload: Buffer.alloc(160, 0xff),
-      },
-    });
+    await send(stopCommand('req-stop'));
+    await send(audioChunk(0, tone(0xff, 20)));
   };
   const audio = (track: 'inbound' | 'outbound', ms: number, payload: Uint8Array, streamSid = 'MZ1') =>
-    send({
-      type: 'AudioChunkReceived',
-      data: {
-        streamSid,
-        track,
-        firstChunk: ms / 20 + 1,
-        lastChunk: ms / 20 + payload.length / 160,
-        timestampMs: ms,
-        durationMs: payload.length / 8,
-        payload: Buffer.from(payload),
-      },
-    });
+    send(audioChunk(ms, Buffer.from(payload), { track, streamSid }));
   return { root, store, transcriber, outcomes, errors, send, start, startData, stop, audio };
 }
 
@@ -201,7 +180,7 @@ t.test('one recording per session; Twilio stop closes the session and writes it'
   const C2 = '33333333-3333-4333-8333-333333333333';
   await h.start({ requestId: 'req-2', customerStreamId: C2, agentStreamId: '44444444-4444-4444-8444-444444444444' });
   await h.audio('outbound', 1200, s2);
-  await h.send({ type: 'StreamEnded', data: { streamSid: 'MZ1', reason: 'stopped' } } as never);
+  await h.send(streamEnded('MZ1', 'stopped'));
   t.notOk(h.transcriber.started, 'Twilio stop closed the session');
   const listed = await h.store.list(TENANT, CALL);
   t.same(
@@ -298,36 +277,10 @@ t.test('a store failure is reported and the session still closes', async (t) => 
     onError: (e, context) => errors.push([(e as Error).message, context.stage]),
     recordings: { store: failing, maxDurationS: 60 },
   });
-  const base = { callSid: CALL, tenantId: TENANT, occurredAtMs: 0 };
   const h = harness(t);
-  await transcriber.handle({ ...base, eventId: 'a', type: 'TranscriptionStartRequested', data: h.startData() }, 0);
-  await transcriber.handle(
-    {
-      ...base,
-      eventId: 'b',
-      type: 'AudioChunkReceived',
-      data: {
-        streamSid: 'MZ1',
-        track: 'inbound',
-        firstChunk: 1,
-        lastChunk: 5,
-        timestampMs: 0,
-        durationMs: 100,
-        payload: Buffer.alloc(800, 1),
-      },
-    },
-    1,
-  );
-  await transcriber.handle({ ...base, eventId: 'c', type: 'TranscriptionStopRequested', data: { requestId: 'r' } }, 2);
-  await transcriber.handle(
-    {
-      ...base,
-      eventId: 'd',
-      type: 'StreamEnded',
-      data: { streamSid: 'MZ1', reason: 'closed_without_stop', detail: null, framesReceived: 0, framesDropped: 0 },
-    },
-    3,
-  );
+  const { event } = callEventMaker('e', TENANT);
+  const events = [startCommand(h.startData()), audioChunk(0, tone(1)), stopCommand('r'), streamEnded('MZ1', 'closed_without_stop')];
+  for (const [offset, payload] of events.entries()) await transcriber.handle(event(CALL, 0, payload), offset);
   t.same(errors, [['disk full', 'recording']]);
   t.same(sessions, ['TranscriptionSessionOpened', 'TranscriptionSessionClosed']);
 });

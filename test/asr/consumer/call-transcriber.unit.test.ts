@@ -2,8 +2,8 @@ import t from 'tap';
 import { CallTranscriber, type Emitter } from '../../../apps/asr/src/consumer/call-transcriber.js';
 import { openSessionsAt } from '../../../apps/asr/src/consumer/restore-sessions.js';
 import { DEFAULT_RULES } from '../../../apps/asr/src/domain/redaction.js';
-import type { CallEvent, SessionEvent, TranscriptionStartRequested, UtteranceRecognized } from '../../../apps/shared/src/events.js';
-import { startRequest } from '../../support/fixtures.js';
+import type { CallEventPayload, SessionEvent, TranscriptionStartRequested, UtteranceRecognized } from '../../../apps/shared/src/events.js';
+import { audioChunk, callEventMaker, startCommand, stopCommand, streamEnded, tone } from '../support/call-events.js';
 import { fakeEngine } from '../support/fake-engine.js';
 
 // Given/when/then over one call: events in, utterance and session events out.
@@ -31,49 +31,41 @@ function harness(words: Record<number, string> = { 16: 'hello there', 32: 'my ca
     onError: (e) => errors.push(e),
   });
   let offset = 0;
-  const send = async (event: Omit<CallEvent, 'eventId' | 'callSid' | 'tenantId' | 'occurredAtMs'>, at = 0) => {
-    await transcriber.handle(
-      { eventId: `e${offset}`, callSid: CALL, tenantId: 'app_a', occurredAtMs: at, ...event } as CallEvent,
-      offset++,
-    );
+  const { event } = callEventMaker('e');
+  const send = async (payload: CallEventPayload, at = 0) => {
+    await transcriber.handle(event(CALL, at, payload), offset++);
   };
   const start = (over: Partial<TranscriptionStartRequested> = {}, at = 0) =>
-    send(
-      {
-        type: 'TranscriptionStartRequested',
-        data: startRequest({ customerId: 'cust-1', customerStreamId: 'stream-c', agentStreamId: 'stream-a', ...over }),
-      },
-      at,
-    );
+    send(startCommand({ customerId: 'cust-1', customerStreamId: 'stream-c', agentStreamId: 'stream-a', ...over }), at);
   /** 100 ms of speech (byte) or silence (0xff) on a track at media time ms. */
   const audio = (track: 'inbound' | 'outbound', ms: number, byte: number, streamSid = 'MZ1', at = 0) =>
-    send(
-      {
-        type: 'AudioChunkReceived',
-        data: {
-          streamSid,
-          track,
-          firstChunk: ms / 20 + 1,
-          lastChunk: ms / 20 + 5,
-          timestampMs: ms,
-          durationMs: 100,
-          payload: Buffer.alloc(800, byte),
-        },
-      },
-      at,
-    );
+    send(audioChunk(ms, tone(byte), { track, streamSid }), at);
   /** Speech from..to ms then silence until `until` on one track. */
   const speak = async (track: 'inbound' | 'outbound', from: number, to: number, until: number, byte = 0x10) => {
     for (let ms = from; ms < until; ms += 100) await audio(track, ms, ms < to ? byte : 0xff);
   };
   /** The stop command alone: with a live stream it waits for the audio received before it. */
-  const stopCommand = (requestId = 'req-stop', at = 5000) => send({ type: 'TranscriptionStopRequested', data: { requestId } }, at);
+  const stopOnly = (requestId = 'req-stop', at = 5000) => send(stopCommand(requestId), at);
   /** A stop as it usually goes: the stream goes on, and the first chunk received after it completes it. */
   const stop = async (requestId = 'req-stop', at = 5000) => {
-    await stopCommand(requestId, at);
+    await stopOnly(requestId, at);
     await audio('inbound', 60_000, 0xff, 'MZ1', at + 100);
   };
-  return { transcriber, utterances, sessions, errors, engine, clock, send, start, audio, speak, stop, stopCommand, offset: () => offset };
+  return {
+    transcriber,
+    utterances,
+    sessions,
+    errors,
+    engine,
+    clock,
+    send,
+    start,
+    audio,
+    speak,
+    stop,
+    stopCommand: stopOnly,
+    offset: () => offset,
+  };
 }
 
 t.test('audio before start-streaming is never transcribed', async (t) => {
@@ -198,7 +190,7 @@ t.test('a replaced stream finishes what was said and continues on the new stream
   const h = harness();
   await h.start();
   await h.speak('inbound', 0, 300, 300);
-  await h.send({ type: 'StreamEnded', data: { streamSid: 'MZ1', reason: 'replaced', detail: null, framesReceived: 0, framesDropped: 0 } });
+  await h.send(streamEnded('MZ1', 'replaced'));
   t.equal(h.utterances.length, 1, 'flushed');
   t.ok(h.transcriber.started, 'the session goes on');
   await h.send({
@@ -225,7 +217,7 @@ t.test('Twilio stop ends the session; a timestamp gap is filled so times stay on
   await h.audio('inbound', 0, 0xff);
   await h.audio('inbound', 3000, 0x10); // 2.9 s of frames lost
   await h.audio('inbound', 3100, 0xff);
-  await h.send({ type: 'StreamEnded', data: { streamSid: 'MZ1', reason: 'stopped', detail: null, framesReceived: 0, framesDropped: 0 } });
+  await h.send(streamEnded('MZ1', 'stopped'));
   t.equal(h.utterances[0]?.startMs, 3000);
   t.equal(h.sessions.at(-1)?.type, 'TranscriptionSessionClosed');
   t.match(h.sessions.at(-1)?.data, { reason: 'stream_ended' });
@@ -365,10 +357,7 @@ t.test('a stop with no live stream closes at once', async (t) => {
 
   await h.start({ requestId: 'req-2' });
   await h.speak('inbound', 0, 300, 300);
-  await h.send({
-    type: 'StreamEnded',
-    data: { streamSid: 'MZ1', reason: 'closed_without_stop', detail: null, framesReceived: 0, framesDropped: 0 },
-  });
+  await h.send(streamEnded('MZ1', 'closed_without_stop'));
   t.ok(h.transcriber.started, 'a lost socket does not end the session');
   await h.stopCommand('req-3', 20);
   t.notOk(h.transcriber.started, 'the stream had ended: nothing more can come');
@@ -381,10 +370,7 @@ t.test('the end of the stream completes a waiting stop, with the stop request id
   await h.speak('inbound', 0, 300, 300);
   await h.stopCommand('req-stop', 5000);
   t.ok(h.transcriber.started);
-  await h.send(
-    { type: 'StreamEnded', data: { streamSid: 'MZ1', reason: 'stopped', detail: null, framesReceived: 0, framesDropped: 0 } },
-    4000,
-  );
+  await h.send(streamEnded('MZ1', 'stopped'), 4000);
   t.notOk(h.transcriber.started);
   t.match(h.sessions.at(-1), { type: 'TranscriptionSessionClosed', data: { requestId: 'req-stop', reason: 'stop_requested' } });
   t.equal(h.utterances.length, 1, 'what was said is flushed');
@@ -432,7 +418,7 @@ t.test("stop-streaming after Twilio ended the session is answered with that sess
   const h = harness();
   await h.start();
   await h.speak('inbound', 0, 300, 1000);
-  await h.send({ type: 'StreamEnded', data: { streamSid: 'MZ1', reason: 'stopped', detail: null, framesReceived: 0, framesDropped: 0 } });
+  await h.send(streamEnded('MZ1', 'stopped'));
   t.match(h.sessions.at(-1), { type: 'TranscriptionSessionClosed', data: { requestId: null, reason: 'stream_ended' } });
   await h.stopCommand('req-late', 6000); // the backend hangs up after Twilio did
   const late = h.sessions.at(-1);
