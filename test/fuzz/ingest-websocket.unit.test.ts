@@ -1,19 +1,8 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { DROP_REASONS, type DropReason } from '../../apps/ingest/src/metrics.js';
-import {
-  audioOf,
-  eventsOf,
-  expectedAudio,
-  FRAME,
-  frameBytes,
-  type Harness,
-  range,
-  startHarness,
-  TwilioStream,
-  timestampOf,
-  waitForEnd,
-} from '../ingest/support.js';
+import { fileHarness } from '../ingest/support/file-harness.js';
+import { audioOf, eventsOf, expectedAudio, FRAME, frameBytes, range, TwilioStream, timestampOf, waitForEnd } from '../ingest/support.js';
 
 /**
  * Issue 9, WebSocket fuzzing: generated and mutated Twilio messages against a real ingest
@@ -342,11 +331,7 @@ function startMessage(stream: TwilioStream) {
 
 // ---- the test ----------------------------------------------------------------------------
 
-let h: Harness;
-t.before(async () => {
-  h = await startHarness();
-});
-t.teardown(() => h.close());
+const h = await fileHarness();
 
 const dropCounts = async (): Promise<Map<DropReason, number>> =>
   new Map(

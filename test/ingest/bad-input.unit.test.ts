@@ -1,27 +1,13 @@
 import t, { type Test } from 'tap';
 import { waitFor } from '../support/wait.js';
-import {
-  audioOf,
-  eventsOf,
-  expectedAudio,
-  FRAME,
-  type Harness,
-  range,
-  startHarness,
-  TwilioStream,
-  timestampOf,
-  waitForEnd,
-} from './support.js';
+import { fileHarness } from './support/file-harness.js';
+import { audioOf, eventsOf, expectedAudio, FRAME, range, TwilioStream, timestampOf, waitForEnd } from './support.js';
 
 /**
  * Each bad input gets a named test: what happens to the frame, to the session, to the
  * metrics, and that it is logged once with the Call SID. apps/ingest/README.md has the table.
  */
-let h: Harness;
-t.before(async () => {
-  h = await startHarness();
-});
-t.teardown(() => h.close());
+const h = await fileHarness();
 
 const dropped = (reason: string) => h.metric('earshot_ingest_frames_dropped_total', { reason });
 

@@ -1,24 +1,10 @@
 import t from 'tap';
 import type { CallEvent } from '../../apps/shared/src/events.js';
 import { waitFor } from '../support/wait.js';
-import {
-  audioOf,
-  endOf,
-  eventsOf,
-  expectedAudio,
-  type Harness,
-  range,
-  startHarness,
-  TwilioStream,
-  timestampOf,
-  waitForEnd,
-} from './support.js';
+import { fileHarness } from './support/file-harness.js';
+import { audioOf, endOf, eventsOf, expectedAudio, range, startHarness, TwilioStream, timestampOf, waitForEnd } from './support.js';
 
-let h: Harness;
-t.before(async () => {
-  h = await startHarness();
-});
-t.teardown(() => h.close());
+const h = await fileHarness();
 
 t.test('two interleaved tracks arrive as 100 ms batches per track, every byte intact and in order', async (t) => {
   const call = await TwilioStream.open(h.mediaUrl());
