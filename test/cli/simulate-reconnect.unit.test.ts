@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import t from 'tap';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { FRAME_BYTES, FRAME_MS, simulateCall } from '../../apps/cli/src/simulate/twilio-call.js';
+import { FRAME_BYTES, FRAME_MS, type SimulatedCallOptions, simulateCall } from '../../apps/cli/src/simulate/twilio-call.js';
 
 /**
  * The call simulator's Twilio-style reconnect (issue 9: ingest killed mid-call). A small
@@ -95,19 +95,14 @@ const frameOf = (m: Message): number => {
   return m.media?.track === 'outbound' ? 255 - byte : byte;
 };
 const mediaOf = (messages: Message[], track: string) => messages.filter((m) => m.event === 'media' && m.media?.track === track);
+/** A call against `gateway`: the inbound audio at SPEED, unless `options` say otherwise. */
+const play = (gateway: Gateway, options: Partial<SimulatedCallOptions> = {}) =>
+  simulateCall({ apiUrl: gateway.url, apiId: 'id', apiSecret: 'secret', inbound: audio(false), speed: SPEED, ...options });
 
 t.test('a lost media socket: a new stream goes on from the current moment of the call', async (t) => {
   const gateway = await startGateway({ comeBack: true });
   t.teardown(() => gateway.close());
-  const result = await simulateCall({
-    apiUrl: gateway.url,
-    apiId: 'id',
-    apiSecret: 'secret',
-    inbound: audio(false),
-    outbound: audio(true),
-    speed: SPEED,
-    reconnect: { withinMs: 10_000, retryMs: 50 },
-  });
+  const result = await play(gateway, { outbound: audio(true), reconnect: { withinMs: 10_000, retryMs: 50 } });
 
   t.equal(gateway.sockets.length, 2, 'two sockets: the lost one and its replacement');
   t.ok(gateway.refusedUpgrades > 0, 'reconnect attempts were refused while the node was down, and retried');
@@ -171,13 +166,7 @@ t.test('a lost media socket: a new stream goes on from the current moment of the
 t.test('without reconnect, a lost socket ends the stream and the call plays on', async (t) => {
   const gateway = await startGateway({ comeBack: true });
   t.teardown(() => gateway.close());
-  const result = await simulateCall({
-    apiUrl: gateway.url,
-    apiId: 'id',
-    apiSecret: 'secret',
-    inbound: audio(false),
-    speed: SPEED * 2,
-  });
+  const result = await play(gateway, { speed: SPEED * 2 });
   t.equal(gateway.sockets.length, 1, 'no second socket');
   t.equal(result.streams.length, 1);
   t.equal(result.streams[0]?.ended, 'lost');
@@ -189,16 +178,6 @@ t.test('without reconnect, a lost socket ends the stream and the call plays on',
 t.test('a node that never comes back: the reconnect gives up after withinMs', async (t) => {
   const gateway = await startGateway({ comeBack: false });
   t.teardown(() => gateway.close());
-  await t.rejects(
-    simulateCall({
-      apiUrl: gateway.url,
-      apiId: 'id',
-      apiSecret: 'secret',
-      inbound: audio(false),
-      speed: SPEED,
-      reconnect: { withinMs: 300, retryMs: 50 },
-    }),
-    /media socket refused: HTTP 503/,
-  );
+  await t.rejects(play(gateway, { reconnect: { withinMs: 300, retryMs: 50 } }), /media socket refused: HTTP 503/);
   t.ok(gateway.refusedUpgrades >= 2, 'it retried before giving up');
 });
