@@ -3,6 +3,7 @@ import { AUDIT_HASH_KEY_LABEL, auditHash } from '../../apps/shared/src/audit/aud
 import type { CallEvent, StreamStarted } from '../../apps/shared/src/events.js';
 import { readToEnd } from '../../apps/shared/src/read-to-end.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
+import { startRequest } from '../support/fixtures.js';
 import { waitFor } from '../support/wait.js';
 import { type ApiHarness, newCallSid, startBody, startTestApi } from './support/api-harness.js';
 import { STAND_IN_SUMMARY } from './support/asr-stand-in.js';
@@ -58,19 +59,14 @@ t.test('start-streaming answers per-role stream ids and publishes TranscriptionS
     callSid,
     tenantId: api.tenant.apiId,
     type: 'TranscriptionStartRequested',
-    data: {
+    // Every field: the fixture holds the SPEC §3.2 defaults.
+    data: startRequest({
       requestId: 'req-start-1',
       customerId: 'customer-42',
       agentId: 'agent-7',
-      language: 'en-US',
-      detailedToken: false,
-      audioRecordingAllowed: false,
-      redactionOutput: 'redacted',
-      inboundRole: 'customer',
-      outboundRole: 'agent',
       customerStreamId: customer.streamId,
       agentStreamId: agent.streamId,
-    },
+    }),
   });
 });
 

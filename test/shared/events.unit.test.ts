@@ -10,7 +10,7 @@ import type {
 } from '../../apps/shared/src/events.js';
 import { loadSchemas } from '../../apps/shared/src/schemas.js';
 import { TOPICS, type TopicSpec } from '../../apps/shared/src/topics.js';
-import { audioChunk, tone } from '../asr/support/call-events.js';
+import { audioChunk, startCommand, tone } from '../asr/support/call-events.js';
 
 // One sample per event type. tsc checks them against the TypeScript types; the round trip
 // below checks them against the Avro schemas, so types and schemas cannot drift apart.
@@ -37,23 +37,7 @@ const callEvents: CallEvent[] = [
     data: { streamSid: 'MZ1', reason: 'closed_without_stop', detail: 'socket closed', framesReceived: 10, framesDropped: 0 },
   },
   { ...envelope, type: 'DtmfReceived', data: { streamSid: 'MZ1', track: 'inbound', digit: '5' } },
-  {
-    ...envelope,
-    type: 'TranscriptionStartRequested',
-    data: {
-      requestId: 'r1',
-      customerId: 'cust',
-      agentId: 'agent',
-      language: 'en-US',
-      detailedToken: false,
-      audioRecordingAllowed: false,
-      redactionOutput: 'redacted',
-      inboundRole: 'customer',
-      outboundRole: 'agent',
-      customerStreamId: 's1',
-      agentStreamId: 's2',
-    },
-  },
+  { ...envelope, ...startCommand({ requestId: 'r1' }) },
   { ...envelope, type: 'TranscriptionStopRequested', data: { requestId: 'r2' } },
 ];
 const utterance: UtteranceRecognized = {
