@@ -1,9 +1,6 @@
-import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { NEW_P256_KEY, openssl, selfSign } from '../../support/tls.js';
 
 export interface Issued {
   readonly cert: string;
@@ -15,44 +12,17 @@ export interface TestCa extends Issued {
   issue(name: string, usage: 'serverAuth' | 'clientAuth', san?: string): Promise<Issued>;
 }
 
-/**
- * A certificate authority of the test's own (P-256, one day), made with openssl. Asynchronous
- * on purpose: a synchronous child process would block the in-process servers under test.
- */
+/** A certificate authority of the test's own (P-256, one day), made with openssl. */
 export async function createTestCa(dir: string, name: string): Promise<TestCa> {
   const caKey = join(dir, `${name}-ca.key`);
   const caCert = join(dir, `${name}-ca.pem`);
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    `/CN=${name} test CA`,
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-    '-keyout',
-    caKey,
-    '-out',
-    caCert,
-  ]);
+  await selfSign(caKey, caCert, `/CN=${name} test CA`, ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign']);
   const issue = async (leaf: string, usage: 'serverAuth' | 'clientAuth', san = 'IP:127.0.0.1,DNS:localhost'): Promise<Issued> => {
     const base = join(dir, `${name}-${leaf}`);
-    await run('openssl', [
+    await openssl([
       'req',
       '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
+      ...NEW_P256_KEY,
       '-subj',
       `/CN=${leaf === 'server' ? 'localhost' : leaf}`,
       '-keyout',
@@ -62,7 +32,7 @@ export async function createTestCa(dir: string, name: string): Promise<TestCa> {
     ]);
     const ext = usage === 'serverAuth' ? `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n` : 'extendedKeyUsage=clientAuth\n';
     await writeFile(`${base}.ext`, ext);
-    await run('openssl', [
+    await openssl([
       'x509',
       '-req',
       '-in',
