@@ -15,6 +15,7 @@ import { AppAdmin } from '../../../shared/src/tenants/app-admin.js';
 import { createTranscriptStore } from '../../../shared/src/transcript-store/transcript-store.js';
 import { startStoreApp } from '../../../store/main.js';
 import { parseOptions } from '../args.js';
+import { readCredentials } from '../credentials.js';
 import { httpJson } from '../simulate/http-json.js';
 import { newCallSid, simulateCall } from '../simulate/twilio-call.js';
 
@@ -92,7 +93,7 @@ export async function demoCommand(argv: string[], loadConfig: () => Config): Pro
   const target = values.api
     ? {
         apiUrl: values.api.replace(/\/$/, ''),
-        ...readCredentials(values.credentials as string),
+        ...readCredentials(values.credentials as string, USAGE),
         ca: values.ca ? readFileSync(values.ca) : undefined,
         stop: async () => {},
       }
@@ -371,19 +372,6 @@ function fromLive(seen: readonly LiveUtterance[], reason: string): { source: 'li
     .sort((a, b) => a.startMs - b.startMs)
     .map((u) => ({ text: u.text, sender: { role: u.role, externalId: u.role }, createdTimestamp: u.createdTimestamp }));
   return { source: 'live', reason, items };
-}
-
-function readCredentials(path: string): { apiId: string; apiSecret: string } {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw usage(`--credentials ${path}: ${(error as Error).message}`);
-  }
-  const { apiId, apiSecret } = (parsed ?? {}) as { apiId?: unknown; apiSecret?: unknown };
-  if (typeof apiId !== 'string' || typeof apiSecret !== 'string')
-    throw usage(`--credentials ${path} must hold {"apiId": "...", "apiSecret": "..."}`);
-  return { apiId, apiSecret };
 }
 
 function mediaTime(ms: number): string {

@@ -5,6 +5,7 @@ import { readWav } from '../../../shared/src/audio/wav.js';
 import type { Config } from '../../../shared/src/config.js';
 import { EarshotError } from '../../../shared/src/errors.js';
 import { parseOptions } from '../args.js';
+import { readCredentials } from '../credentials.js';
 import { simulateCall } from '../simulate/twilio-call.js';
 
 const USAGE = `Usage: earshot simulate-call --audio FILE --credentials FILE [options]
@@ -49,7 +50,7 @@ export async function simulateCallCommand(argv: string[], loadConfig: () => Conf
   }
   if (!values.audio) throw usage('--audio is required');
   if (!values.credentials) throw usage('--credentials is required (the JSON printed by earshot apps create)');
-  const credentials = readCredentials(values.credentials);
+  const credentials = readCredentials(values.credentials, USAGE);
   const config = loadConfig();
   const format = values.format;
   if (format !== undefined && format !== 'wav' && format !== 'mulaw') throw usage(`--format must be wav or mulaw, not '${format}'`);
@@ -108,19 +109,6 @@ function loadMulaw(path: string, format: string | undefined): Uint8Array {
   const out = new Uint8Array(samples.length);
   for (let i = 0; i < samples.length; i++) out[i] = mulawEncodeSample((samples[i] as number) * 32768);
   return out;
-}
-
-function readCredentials(path: string): { apiId: string; apiSecret: string } {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw usage(`--credentials ${path}: ${(error as Error).message}`);
-  }
-  const { apiId, apiSecret } = (parsed ?? {}) as { apiId?: unknown; apiSecret?: unknown };
-  if (typeof apiId !== 'string' || typeof apiSecret !== 'string')
-    throw usage(`--credentials ${path} must hold {"apiId": "...", "apiSecret": "..."}`);
-  return { apiId, apiSecret };
 }
 
 function number(flag: string, text: string, min: number, max: number): number {
