@@ -1,17 +1,13 @@
 import t from 'tap';
 import { Session } from '../../apps/ingest/src/session.js';
-import { audioOf, eventsOf, expectedAudio, type Harness, range, startHarness, TwilioStream, waitForEnd } from '../ingest/support.js';
+import { audioOf, eventsOf, expectedAudio, fileHarness, range, TwilioStream, waitForEnd } from '../ingest/support.js';
 
 /**
  * Regressions for what the WebSocket fuzzer (ingest-websocket.unit.test.ts) found: a JSON
  * object with a `toString` key, as an event name or a track, made `String()` throw inside the
  * uWS message handler, an uncaught exception that ended the process and every call in it.
  */
-let h: Harness;
-t.before(async () => {
-  h = await startHarness();
-});
-t.teardown(() => h.close());
+const h = await fileHarness();
 
 const dropped = (reason: string) => h.metric('earshot_ingest_frames_dropped_total', { reason });
 

@@ -1,8 +1,18 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { DROP_REASONS, type DropReason } from '../../apps/ingest/src/metrics.js';
-import { fileHarness } from '../ingest/support/file-harness.js';
-import { audioOf, eventsOf, expectedAudio, FRAME, frameBytes, range, TwilioStream, timestampOf, waitForEnd } from '../ingest/support.js';
+import {
+  audioOf,
+  eventsOf,
+  expectedAudio,
+  FRAME,
+  fileHarness,
+  frameBytes,
+  range,
+  TwilioStream,
+  timestampOf,
+  waitForEnd,
+} from '../ingest/support.js';
 
 /**
  * Issue 9, WebSocket fuzzing: generated and mutated Twilio messages against a real ingest

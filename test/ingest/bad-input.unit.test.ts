@@ -1,7 +1,6 @@
 import t, { type Test } from 'tap';
 import { waitFor } from '../support/wait.js';
-import { fileHarness } from './support/file-harness.js';
-import { audioOf, eventsOf, expectedAudio, FRAME, range, TwilioStream, timestampOf, waitForEnd } from './support.js';
+import { audioOf, eventsOf, expectedAudio, FRAME, fileHarness, range, TwilioStream, timestampOf, waitForEnd } from './support.js';
 
 /**
  * Each bad input gets a named test: what happens to the frame, to the session, to the

@@ -1,8 +1,18 @@
 import t from 'tap';
 import type { CallEvent } from '../../apps/shared/src/events.js';
 import { waitFor } from '../support/wait.js';
-import { fileHarness } from './support/file-harness.js';
-import { audioOf, endOf, eventsOf, expectedAudio, range, startHarness, TwilioStream, timestampOf, waitForEnd } from './support.js';
+import {
+  audioOf,
+  endOf,
+  eventsOf,
+  expectedAudio,
+  fileHarness,
+  range,
+  startHarness,
+  TwilioStream,
+  timestampOf,
+  waitForEnd,
+} from './support.js';
 
 const h = await fileHarness();
 

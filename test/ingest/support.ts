@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
+import t from 'tap';
 import WebSocket from 'ws';
 import { type IngestOptions, type IngestServer, startIngest } from '../../apps/ingest/main.js';
 import type { AudioChunkReceived, CallEvent, StreamEnded } from '../../apps/shared/src/events.js';
@@ -31,6 +32,16 @@ export interface Harness {
   mediaUrl(token?: string): string;
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   close(): Promise<void>;
+}
+
+/**
+ * One harness shared by every test of a file (await it at the top level): closed when the
+ * file's tests are done. A test that needs its own settings starts its own harness.
+ */
+export async function fileHarness(): Promise<Harness> {
+  const h = await startHarness();
+  t.teardown(() => h.close());
+  return h;
 }
 
 export async function startHarness(
