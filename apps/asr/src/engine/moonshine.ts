@@ -1,5 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import llamaTokenizer from 'llama-tokenizer-js';
 import * as ort from 'onnxruntime-node';
+import { splitMergedDecoder } from './decoder-graph.js';
 
 /**
  * Moonshine tiny (quantized ONNX export) on onnxruntime-node: encoder once per utterance, then
@@ -28,9 +30,22 @@ export interface MoonshineOptions {
   readonly decoderPath: string;
   /** Threads of one inference (default 1: the pool scales by workers, not by threads). */
   readonly intraOpNumThreads?: number;
-  /** Dequantize the decoder's constant weights once at load (default true; false only to benchmark the old way). */
-  readonly foldQuantizedWeights?: boolean;
+  /**
+   * How the decoder runs (the older ones only to benchmark against, docs/benchmarks.md):
+   * - `split-int8` (default): the merged decoder split into a first-step and a later-step
+   *   graph, output projection in int8 (decoder-graph.ts);
+   * - `folded`: the merged decoder, its quantized constant weights dequantized once at load;
+   * - `merged`: the merged decoder as shipped (a DequantizeLinear of the projection on every token).
+   */
+  readonly decoder?: DecoderVariant;
 }
+
+export type DecoderVariant = 'split-int8' | 'folded' | 'merged';
+
+/** The merged decoder, or its two steps when split. */
+type DecoderSessions =
+  | { readonly merged: ort.InferenceSession }
+  | { readonly first: ort.InferenceSession; readonly later: ort.InferenceSession };
 
 export interface Recognition {
   readonly text: string;
@@ -42,7 +57,7 @@ export interface Recognition {
 export class Moonshine {
   private constructor(
     private readonly encoder: ort.InferenceSession,
-    private readonly decoder: ort.InferenceSession,
+    private readonly decoder: DecoderSessions,
   ) {}
 
   static async load(options: MoonshineOptions): Promise<Moonshine> {
@@ -52,18 +67,23 @@ export class Moonshine {
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
     };
-    const [encoder, decoder] = await Promise.all([
-      ort.InferenceSession.create(options.encoderPath, sessionOptions),
-      // The decoder's output projection (the tied embedding, 288 × 32768) is stored as uint8
-      // behind a DequantizeLinear that onnxruntime keeps for QDQ-aware providers, so every
-      // token dequantized 9.4 M weights again (~60 % of a step, profiled). With QDQ handling
-      // off, constant folding turns it into a float initializer once, at load: decoder CPU
-      // −42 % on the corpus call, the same tokens (docs/benchmarks.md).
-      ort.InferenceSession.create(
-        options.decoderPath,
-        options.foldQuantizedWeights === false ? sessionOptions : { ...sessionOptions, extra: { session: { disable_quant_qdq: '1' } } },
-      ),
-    ]);
+    const variant = options.decoder ?? 'split-int8';
+    // The decoder's output projection (the tied embedding, 288 × 32768) is stored as uint8
+    // behind a DequantizeLinear that onnxruntime keeps for QDQ-aware providers, so every token
+    // dequantized 9.4 M weights again (~60 % of a step, profiled). With QDQ handling off,
+    // constant folding does such constant work once, at load (`folded`: −32 % CPU); `split-int8`
+    // removes that node altogether (docs/benchmarks.md).
+    const decoderOptions = variant === 'merged' ? sessionOptions : { ...sessionOptions, extra: { session: { disable_quant_qdq: '1' } } };
+    const loadDecoder = async (): Promise<DecoderSessions> => {
+      if (variant !== 'split-int8') return { merged: await ort.InferenceSession.create(options.decoderPath, decoderOptions) };
+      const split = splitMergedDecoder(await readFile(options.decoderPath), { int8Projection: true });
+      const [first, later] = await Promise.all([
+        ort.InferenceSession.create(split.first, decoderOptions),
+        ort.InferenceSession.create(split.later, decoderOptions),
+      ]);
+      return { first, later };
+    };
+    const [encoder, decoder] = await Promise.all([ort.InferenceSession.create(options.encoderPath, sessionOptions), loadDecoder()]);
     return new Moonshine(encoder, decoder);
   }
 
@@ -72,23 +92,34 @@ export class Moonshine {
     const encoded = await this.encoder.run({ input_values: new ort.Tensor('float32', audio, [1, audio.length]) });
     const hidden = encoded.last_hidden_state as ort.Tensor;
     const past: Record<string, ort.Tensor> = {};
-    const empty = new ort.Tensor('float32', new Float32Array(0), [1, HEADS, 0, HEAD_DIM]);
-    for (let l = 0; l < LAYERS; l++) {
-      for (const side of ['decoder', 'encoder']) for (const kv of ['key', 'value']) past[`past_key_values.${l}.${side}.${kv}`] = empty;
+    const decoder = this.decoder;
+    if ('merged' in decoder) {
+      const empty = new ort.Tensor('float32', new Float32Array(0), [1, HEADS, 0, HEAD_DIM]);
+      for (let l = 0; l < LAYERS; l++) {
+        for (const side of ['decoder', 'encoder']) for (const kv of ['key', 'value']) past[`past_key_values.${l}.${side}.${kv}`] = empty;
+      }
     }
     const ids: number[] = [];
     let token = START;
     let stop: Recognition['stop'] = 'max-tokens';
     for (let step = 0; step < maxTokens; step++) {
-      const feeds = {
-        input_ids: new ort.Tensor('int64', BigInt64Array.of(BigInt(token)), [1, 1]),
-        encoder_hidden_states: hidden,
-        use_cache_branch: new ort.Tensor('bool', Uint8Array.of(step > 0 ? 1 : 0), [1]),
-        ...past,
-      };
+      const input_ids = new ort.Tensor('int64', BigInt64Array.of(BigInt(token)), [1, 1]);
       // After step 0 the encoder-side cache never changes: not fetching it saves copying it
       // out of the session on every token (measured ~4 % of a decode).
-      const out = await (step === 0 ? this.decoder.run(feeds) : this.decoder.run(feeds, LATER_STEP_OUTPUTS));
+      let out: ort.InferenceSession.OnnxValueMapType;
+      if ('merged' in decoder) {
+        const feeds = {
+          input_ids,
+          encoder_hidden_states: hidden,
+          use_cache_branch: new ort.Tensor('bool', Uint8Array.of(step > 0 ? 1 : 0), [1]),
+          ...past,
+        };
+        out = await (step === 0 ? decoder.merged.run(feeds) : decoder.merged.run(feeds, LATER_STEP_OUTPUTS));
+      } else {
+        out = await (step === 0
+          ? decoder.first.run({ input_ids, encoder_hidden_states: hidden })
+          : decoder.later.run({ input_ids, ...past }, LATER_STEP_OUTPUTS));
+      }
       token = argmax(out.logits?.data as Float32Array, step === 0 ? END : -1);
       if (token === END) {
         stop = 'end';
@@ -112,7 +143,8 @@ export class Moonshine {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.encoder.release(), this.decoder.release()]);
+    const decoders = 'merged' in this.decoder ? [this.decoder.merged] : [this.decoder.first, this.decoder.later];
+    await Promise.all([this.encoder.release(), ...decoders.map((d) => d.release())]);
   }
 }
 

@@ -1,0 +1,150 @@
+import { decodeMessage, encodeMessage, messageField, stringField, strings, varintField, type WireField } from './protobuf-wire.js';
+
+/**
+ * Rewrites Moonshine's merged decoder (one `If` node choosing between a first step without KV
+ * cache and later steps with it) into two plain graphs, and runs its output projection in
+ * int8. Both changes were profiled (docs/benchmarks.md, "asr optimizations"):
+ *
+ * - The `If` costs a subgraph frame on every token; as two sessions the branch is chosen by
+ *   us, and later steps no longer take `encoder_hidden_states` (they use the cached keys).
+ * - The projection onto the 32768-token vocabulary (the tied embedding, stored as uint8) was a
+ *   float MatMul after a DequantizeLinear: the largest node of a step. It becomes the pattern
+ *   the model's other layers already use (DynamicQuantizeLinear → MatMulInteger → scale),
+ *   which onnxruntime fuses into one int8 kernel. The activation is quantized per token, so
+ *   logits move slightly; the corpus decodes to the same tokens and the accuracy corpus's WER
+ *   was measured unchanged before this became the default.
+ *
+ * Done in memory at load (a few ms on the 20 MB file), so the pinned download stays the only
+ * file on disk. ONNX field numbers are those of onnx.proto; every field not named here is
+ * carried over unchanged.
+ */
+const MODEL = { graph: 7 } as const;
+const GRAPH = { node: 1, name: 2, initializer: 5, input: 11, output: 12, valueInfo: 13, sparseInitializer: 15 } as const;
+const NODE = { input: 1, output: 2, name: 3, opType: 4, attribute: 5 } as const;
+const ATTRIBUTE = { name: 1, i: 3, g: 6, type: 20 } as const;
+const TENSOR = { dims: 1, name: 8 } as const;
+const VALUE_INFO = { name: 1 } as const;
+const ATTRIBUTE_TYPE_INT = 2;
+const TENSOR_FLOAT = 1;
+
+export interface SplitDecoder {
+  /** Step 0: inputs `input_ids`, `encoder_hidden_states`. */
+  readonly first: Uint8Array;
+  /** Steps ≥ 1: inputs `input_ids` and every `past_key_values.*`. */
+  readonly later: Uint8Array;
+}
+
+interface Node {
+  readonly fields: WireField[];
+  readonly name: string;
+  readonly opType: string;
+  readonly inputs: string[];
+  readonly outputs: string[];
+}
+
+function parseNode(field: WireField): Node {
+  const fields = decodeMessage(field.data);
+  return {
+    fields,
+    name: strings(fields, NODE.name)[0] ?? '',
+    opType: strings(fields, NODE.opType)[0] ?? '',
+    inputs: strings(fields, NODE.input),
+    outputs: strings(fields, NODE.output),
+  };
+}
+
+function makeNode(name: string, opType: string, inputs: string[], outputs: string[], attributes: WireField[] = []): Node {
+  const fields = [
+    ...inputs.map((i) => stringField(NODE.input, i)),
+    ...outputs.map((o) => stringField(NODE.output, o)),
+    stringField(NODE.name, name),
+    stringField(NODE.opType, opType),
+    ...attributes,
+  ];
+  return { fields, name, opType, inputs, outputs };
+}
+
+function fail(why: string): never {
+  throw new Error(`decoder graph: ${why} (is this the pinned Moonshine merged decoder?)`);
+}
+
+export function splitMergedDecoder(model: Uint8Array, options: { int8Projection?: boolean } = {}): SplitDecoder {
+  const modelFields = decodeMessage(model);
+  const graphField = modelFields.find((f) => f.no === MODEL.graph) ?? fail('no graph');
+  const graph = decodeMessage(graphField.data);
+  const mainNodes = graph.filter((f) => f.no === GRAPH.node).map(parseNode);
+  const ifNode = mainNodes.length === 1 && mainNodes[0]?.opType === 'If' ? mainNodes[0] : fail('the main graph is not one If node');
+  const branch = (name: string): WireField[] => {
+    for (const a of ifNode.fields.filter((f) => f.no === NODE.attribute)) {
+      const attribute = decodeMessage(a.data);
+      if (strings(attribute, ATTRIBUTE.name)[0] !== name) continue;
+      const g = attribute.find((f) => f.no === ATTRIBUTE.g) ?? fail(`${name} has no graph`);
+      return decodeMessage(g.data);
+    }
+    return fail(`no ${name}`);
+  };
+  const initializers = graph.filter((f) => f.no === GRAPH.initializer || f.no === GRAPH.sparseInitializer);
+  const nameOfInitializer = (f: WireField): string => {
+    const fields = decodeMessage(f.data);
+    // A sparse initializer's name is in its `values` tensor (field 1).
+    const tensor = f.no === GRAPH.sparseInitializer ? decodeMessage(fields.find((x) => x.no === 1)?.data ?? new Uint8Array()) : fields;
+    return strings(tensor, TENSOR.name)[0] ?? '';
+  };
+  const initializerNames = initializers.map(nameOfInitializer);
+  const inputs = graph.filter((f) => f.no === GRAPH.input);
+  const inputNames = inputs.map((f) => strings(decodeMessage(f.data), VALUE_INFO.name)[0] ?? '');
+
+  const build = (branchName: string): Uint8Array => {
+    const body = branch(branchName);
+    let nodes = body.filter((f) => f.no === GRAPH.node).map(parseNode);
+    for (const n of nodes) if (['If', 'Loop', 'Scan'].includes(n.opType)) fail(`${branchName} has a nested ${n.opType}`);
+    if (options.int8Projection) nodes = int8Projection(nodes, initializers, initializerNames);
+    const used = new Set(nodes.flatMap((n) => n.inputs));
+    const graphOut: WireField[] = [
+      ...nodes.map((n) => messageField(GRAPH.node, n.fields)),
+      stringField(GRAPH.name, `moonshine_decoder_${branchName}`),
+      ...initializers.filter((_, i) => used.has(initializerNames[i] as string)),
+      ...inputs.filter((_, i) => used.has(inputNames[i] as string)),
+      ...body.filter((f) => f.no === GRAPH.output || f.no === GRAPH.valueInfo),
+    ];
+    return encodeMessage(modelFields.map((f) => (f.no === MODEL.graph ? messageField(MODEL.graph, graphOut) : f)));
+  };
+  return { first: build('else_branch'), later: build('then_branch') };
+}
+
+/** `logits = MatMul(hidden, DequantizeLinear(Wq, scale, zero))` → int8 MatMul of a quantized `hidden`. */
+function int8Projection(nodes: Node[], initializers: readonly WireField[], initializerNames: readonly string[]): Node[] {
+  const matmul = nodes.find((n) => n.opType === 'MatMul' && n.outputs[0] === 'logits') ?? fail('no MatMul producing logits');
+  const [hidden, weights] = matmul.inputs as [string, string];
+  const dequantize =
+    nodes.find((n) => n.outputs[0] === weights && n.opType === 'DequantizeLinear') ?? fail('the projection is not quantized');
+  const [quantized, scale, zeroPoint] = dequantize.inputs as [string, string, string];
+  // Per-tensor scale and zero point: scalars (a per-column scale would need another Mul shape).
+  for (const name of [scale, zeroPoint]) {
+    const at = initializerNames.indexOf(name);
+    if (at < 0) fail(`${name} is not an initializer`);
+    if (decodeMessage((initializers[at] as WireField).data).some((f) => f.no === TENSOR.dims)) fail(`${name} is not a scalar`);
+  }
+  const p = 'earshot/proj_out';
+  const replacement = [
+    makeNode(`${p}/DynamicQuantizeLinear`, 'DynamicQuantizeLinear', [hidden], [`${p}/x_q`, `${p}/x_scale`, `${p}/x_zero`]),
+    makeNode(`${p}/MatMulInteger`, 'MatMulInteger', [`${p}/x_q`, quantized, `${p}/x_zero`, zeroPoint], [`${p}/acc`]),
+    makeNode(
+      `${p}/Cast`,
+      'Cast',
+      [`${p}/acc`],
+      [`${p}/acc_f`],
+      [
+        messageField(NODE.attribute, [
+          stringField(ATTRIBUTE.name, 'to'),
+          varintField(ATTRIBUTE.i, TENSOR_FLOAT),
+          varintField(ATTRIBUTE.type, ATTRIBUTE_TYPE_INT),
+        ]),
+      ],
+    ),
+    makeNode(`${p}/Scale`, 'Mul', [`${p}/x_scale`, scale], [`${p}/scale`]),
+    makeNode(`${p}/Mul`, 'Mul', [`${p}/acc_f`, `${p}/scale`], ['logits']),
+  ];
+  const stillUsed = nodes.some((n) => n !== matmul && n.inputs.includes(weights));
+  return nodes.flatMap((n) => (n === matmul ? replacement : n === dequantize && !stillUsed ? [] : [n]));
+}

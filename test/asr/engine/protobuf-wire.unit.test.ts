@@ -1,0 +1,34 @@
+import t from 'tap';
+import { decodeMessage, encodeMessage, messageField, stringField, varintField } from '../../../apps/asr/src/engine/protobuf-wire.js';
+
+t.test('fields survive a round trip: varints of every length, fixed widths, nested messages', async (t) => {
+  const values = [0, 1, 127, 128, 300, 16_383, 16_384, 2 ** 31, 2 ** 40, Number.MAX_SAFE_INTEGER];
+  const fields = [
+    ...values.map((v) => varintField(3, v)),
+    stringField(1, 'logits'),
+    stringField(2, ''),
+    { no: 9, wire: 1 as const, data: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8) },
+    { no: 10, wire: 5 as const, data: Uint8Array.of(9, 8, 7, 6) },
+    messageField(536_870_911, [stringField(1, 'inner')]), // the largest field number
+  ];
+  const bytes = encodeMessage(fields);
+  const back = decodeMessage(bytes);
+  t.same(
+    back.map((f) => [f.no, f.wire, Buffer.from(f.data).toString('hex')]),
+    fields.map((f) => [f.no, f.wire, Buffer.from(f.data).toString('hex')]),
+  );
+  t.same(Buffer.from(encodeMessage(back)), Buffer.from(bytes), 'encoding what was decoded gives the same bytes');
+  t.equal(Buffer.from(decodeMessage((back.at(-1) as { data: Uint8Array }).data)[0]?.data ?? []).toString(), 'inner');
+  // Known bytes: field 1 varint 150 is 08 96 01 (the protobuf documentation's example).
+  t.same([...encodeMessage([varintField(1, 150)])], [0x08, 0x96, 0x01]);
+});
+
+t.test('malformed input is refused, saying why', async (t) => {
+  t.throws(() => decodeMessage(Uint8Array.of(0x08)), /truncated varint/);
+  t.throws(() => decodeMessage(Uint8Array.of(0x08, 0x80)), /truncated varint/);
+  t.throws(() => decodeMessage(Uint8Array.of(0x08, ...Array(11).fill(0xff))), /longer than 10 bytes/);
+  t.throws(() => decodeMessage(Uint8Array.of(0x0a, 0x05, 0x61)), /field 1 runs past the end/);
+  t.throws(() => decodeMessage(Uint8Array.of(0x09, 1, 2, 3)), /truncated fixed-width/);
+  t.throws(() => decodeMessage(Uint8Array.of(0x0b)), /unsupported wire type 3/);
+  t.throws(() => decodeMessage(Uint8Array.of(0x00, 0x00)), /field number 0/);
+});
