@@ -28,6 +28,7 @@ import { dumpOutputs, type Outcome, recordOutcome, runScenario } from './support
  */
 const STANDBY_KILL_AT_MS = 6500; // speed 2: 13 s of the call, the agent mid-sentence (12.0-15.4 s)
 const RESTART_KILL_AT_MS = 8000; // speed 1: the customer mid-sentence (6.9-11.3 s)
+const NO_RECONNECT_KILL_AT_MS = 7000; // speed 2: 14 s of the call, 2 s into the agent's sentence
 
 type Role = 'customer' | 'agent';
 const TRACK_OF: Record<Role, 'inbound' | 'outbound'> = { customer: 'inbound', agent: 'outbound' };
@@ -63,6 +64,17 @@ t.test('ingest kill -9 mid-call: Twilio reconnects on a new stream, only the gap
     killAtMs: RESTART_KILL_AT_MS,
     restart: true,
   });
+  // Twilio does not always reconnect (the stream's TwiML may not ask it to; the call may be on
+  // its last seconds): the socket is gone, the call goes on and the backend's stop-streaming at
+  // hang-up is the only end the asr hears of the stream. The stop waits for audio ingest received
+  // before it (EARSHOT_ASR_STOP_GRACE_MS), gets none, and closes the session: the words said
+  // until the kill are delivered, the rest of the call was never received.
+  await reconnectScenario(t, topology, baselineRows, 'ingest kill -9, no reconnect; stop-streaming at hang-up', {
+    speed: 2,
+    killAtMs: NO_RECONNECT_KILL_AT_MS,
+    restart: false,
+    reconnect: false,
+  });
 });
 
 async function reconnectScenario(
@@ -70,22 +82,23 @@ async function reconnectScenario(
   topology: Topology,
   baselineRows: readonly { role: string; text: string }[],
   scenario: string,
-  o: { speed: number; killAtMs: number; restart: boolean },
+  o: { speed: number; killAtMs: number; restart: boolean; reconnect?: boolean },
 ): Promise<void> {
-  const { callSid, done } = topology.playCall({ speed: o.speed, reconnect: { withinMs: 180_000 } });
+  const reconnect = o.reconnect ?? true;
+  const { callSid, done } = topology.playCall({ speed: o.speed, ...(reconnect ? { reconnect: { withinMs: 180_000 } } : {}) });
   await sleep(o.killAtMs);
   const killedAt = Date.now();
   await topology.kill('ingest');
   if (o.restart) await topology.start('ingest');
   const result = await done;
   t.equal(result.start?.status, 200, `${scenario}: start-streaming accepted`);
-  t.equal(result.stop?.status, 200, `${scenario}: stop-streaming accepted after the reconnect`);
+  t.equal(result.stop?.status, 200, `${scenario}: stop-streaming accepted after the kill`);
   t.same(
     result.streams.map((s) => s.ended),
-    ['lost', 'stop'],
-    `${scenario}: the socket died once and the call went on on a new stream`,
+    reconnect ? ['lost', 'stop'] : ['lost'],
+    reconnect ? `${scenario}: the socket died once and the call went on on a new stream` : `${scenario}: the socket died, no new stream`,
   );
-  const [lost, resumed] = result.streams as [SimulatedStream, SimulatedStream];
+  const [lost, resumed] = result.streams as [SimulatedStream, SimulatedStream | undefined];
 
   // What the killed node got into the log: the old stream's audio, per track, in call time
   // (its timestamps started with the call). The new stream is in the log as Twilio sent it.
@@ -99,12 +112,18 @@ async function reconnectScenario(
       ...audio.filter((a) => a.streamSid === lost.streamSid && a.track === TRACK_OF[role]).map((a) => a.timestampMs + a.durationMs),
     );
   const started = events.flatMap((e) => (e.type === 'StreamStarted' ? [e.data.streamSid] : []));
-  t.same(started, [lost.streamSid, resumed.streamSid], `${scenario}: the log has both streams of the call, in order`);
+  t.same(
+    started,
+    resumed ? [lost.streamSid, resumed.streamSid] : [lost.streamSid],
+    `${scenario}: the log has the call's streams, in order`,
+  );
   for (const role of ['customer', 'agent'] as const) {
+    if (!resumed) break;
     const first = audio.find((a) => a.streamSid === resumed.streamSid && a.track === TRACK_OF[role]);
     t.equal(first?.timestampMs, 0, `${scenario}: the new stream's ${role} audio starts at timestamp 0`);
   }
-  const resumedAt = resumed.fromMediaMs;
+  // Without a new stream the gap runs to the end of the call.
+  const resumedAt = resumed ? resumed.fromMediaMs : Number.POSITIVE_INFINITY;
 
   // Which utterances had to survive: the manifest's speech times against the gap.
   const spoken = (['customer', 'agent'] as const).flatMap((role) =>
@@ -132,7 +151,7 @@ async function reconnectScenario(
   const match = (rows: readonly Row[]) =>
     rows.map((row) => {
       const streamSid = row.utterance_id.split(':')[1];
-      const offset = streamSid === lost.streamSid ? 0 : streamSid === resumed.streamSid ? resumedAt : null;
+      const offset = streamSid === lost.streamSid ? 0 : streamSid === resumed?.streamSid ? resumedAt : null;
       let best: (typeof spoken)[number] | null = null;
       let bestOverlap = 0;
       if (offset !== null) {
@@ -166,6 +185,11 @@ async function reconnectScenario(
     t.equal(found.length, 1, `${scenario}: ${u.role} #${u.index + 1} (${u.startMs}-${u.endMs} ms, ${u.kind} the gap) stored once`);
   }
   let gapLost = 0;
+  if (!reconnect)
+    t.ok(
+      gapUtterances.some((u) => u.startMs + 1000 <= loggedUntil(u.role)),
+      `${scenario}: the kill cut an utterance a second or more into it`,
+    );
   for (const u of gapUtterances) {
     const found = rowsOf(matched, u);
     if (found.length === 0) gapLost++;
@@ -176,6 +200,10 @@ async function reconnectScenario(
       found.length,
       `${scenario}: ${u.role} #${u.index + 1} (${u.startMs}-${u.endMs} ms, in the gap) at most once per stream (${found.length} rows)`,
     );
+    // With no new stream nothing else would end the session: the stop's grace must deliver
+    // the words said before the kill (a second of them at least, so the VAD had speech).
+    if (!reconnect && u.startMs + 1000 <= loggedUntil(u.role))
+      t.equal(found.length, 1, `${scenario}: ${u.role} #${u.index + 1}, cut by the kill, stored with the words said before it`);
   }
   const strays = matched.filter((m) => m.utterance === null);
   duplicated += strays.length;
@@ -209,7 +237,7 @@ async function reconnectScenario(
 
   // The after-call API lists the call in time order (SPEC §3.4), across both streams: the new
   // stream's positions start at 0 again (SPEC §6), but its words were said after the old one's.
-  const callTime = (m: (typeof matched)[number]) => m.row.start_ms + (m.streamSid === resumed.streamSid ? resumedAt : 0);
+  const callTime = (m: (typeof matched)[number]) => m.row.start_ms + (m.streamSid === resumed?.streamSid ? resumedAt : 0);
   const messages = await topology.messages(callSid);
   t.same(
     messages.items.map((i) => i.text),
@@ -225,8 +253,9 @@ async function reconnectScenario(
   t.same([...postedIds].sort(), rows.map((r) => r.utterance_id).sort(), `${scenario}: the webhook got every stored utterance`);
   const delivered = postedIds.size;
 
-  const reconnectedAt = resumed.openedAt;
-  const firstAfter = rows.find((r) => r.stored_at_ms >= reconnectedAt);
+  // Recovery: from the new stream's socket to the first utterance stored after it (none without one).
+  const reconnectedAt = resumed?.openedAt ?? null;
+  const firstAfter = reconnectedAt === null ? undefined : rows.find((r) => r.stored_at_ms >= reconnectedAt);
   const outcome: Outcome = {
     scenario,
     calls: 1,
@@ -236,13 +265,13 @@ async function reconnectScenario(
     duplicated,
     delivered,
     redelivered: posts.length - delivered,
-    outageMs: reconnectedAt - killedAt,
-    recoveryMs: firstAfter ? firstAfter.stored_at_ms - reconnectedAt : null,
+    outageMs: reconnectedAt === null ? null : reconnectedAt - killedAt,
+    recoveryMs: firstAfter && reconnectedAt !== null ? firstAfter.stored_at_ms - reconnectedAt : null,
     wer,
     at: new Date().toISOString(),
     callSid,
     gap: {
-      mediaMs: resumedAt - Math.min(loggedUntil('customer'), loggedUntil('agent')),
+      mediaMs: Math.min(resumedAt, topology.corpus.call.durationMs) - Math.min(loggedUntil('customer'), loggedUntil('agent')),
       utterances: gapUtterances.length,
       lost: gapLost,
     },
