@@ -1,13 +1,10 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { startAsrApp } from '../../apps/asr/main.js';
-import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
 import type { CallEventPayload } from '../../apps/shared/src/events.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
 import { generateTestAudio } from '../../scripts/test-audio/corpus.js';
 import { audioChunk, callEventMaker, dtmf, startCommand } from '../asr/support/call-events.js';
-import { collectAsrOutputs } from '../asr/support/outputs.js';
-import { testRuntime } from '../support/runtime.js';
+import { startRealAsr } from '../asr/support/outputs.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -24,16 +21,10 @@ const IDLE_MS = 5000;
 
 t.test('a session whose stream died without an end closes on the partition clock, its words delivered', async (t) => {
   const corpus = generateTestAudio();
-  const runtime = await testRuntime({
-    kafka: true,
-    env: { EARSHOT_TOPIC_PARTITIONS: '1', EARSHOT_ASR_SESSION_IDLE_MS: String(IDLE_MS) },
+  const { runtime, utterances, sessions } = await startRealAsr(t, {
+    EARSHOT_TOPIC_PARTITIONS: '1',
+    EARSHOT_ASR_SESSION_IDLE_MS: String(IDLE_MS),
   });
-  t.teardown(() => runtime.cleanup());
-  await ensureModels(runtime.config.EARSHOT_MODELS_DIR);
-  await runtime.eventLog.ensureTopics([TOPICS.callEvents, TOPICS.utterances, TOPICS.sessions]);
-  const asr = await startAsrApp(runtime);
-  t.teardown(() => asr.stop());
-  const { utterances, sessions } = await collectAsrOutputs(t, runtime);
   const closed = () => sessions.find((s) => s.callSid === A && s.type === 'TranscriptionSessionClosed');
 
   // Event times an hour ago: only the partition's clock may decide, and the wall clock is far ahead.

@@ -1,13 +1,10 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { startAsrApp } from '../../apps/asr/main.js';
-import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
 import type { CallEventPayload } from '../../apps/shared/src/events.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
 import { generateTestAudio } from '../../scripts/test-audio/corpus.js';
 import { audioChunk, callEventMaker, startCommand, stopCommand } from '../asr/support/call-events.js';
-import { collectAsrOutputs } from '../asr/support/outputs.js';
-import { testRuntime } from '../support/runtime.js';
+import { startRealAsr } from '../asr/support/outputs.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -23,13 +20,7 @@ const BACKLOG_FROM_MS = 24_000; // ingest could not write 24-30 s before the out
 
 t.test('audio received before a stop but written after it is still transcribed', async (t) => {
   const corpus = generateTestAudio();
-  const runtime = await testRuntime({ kafka: true, env: { EARSHOT_TOPIC_PARTITIONS: '1' } });
-  t.teardown(() => runtime.cleanup());
-  await ensureModels(runtime.config.EARSHOT_MODELS_DIR);
-  await runtime.eventLog.ensureTopics([TOPICS.callEvents, TOPICS.utterances, TOPICS.sessions]);
-  const asr = await startAsrApp(runtime);
-  t.teardown(() => asr.stop());
-  const { utterances, sessions } = await collectAsrOutputs(t, runtime);
+  const { runtime, utterances, sessions } = await startRealAsr(t, { EARSHOT_TOPIC_PARTITIONS: '1' });
 
   // Ingest's clock: the call started at t0; a chunk is received when its last frame is.
   const t0 = Date.now() - 60_000;
