@@ -11,8 +11,8 @@ import { decodeMessage, encodeMessage, messageField, stringField, strings, varin
  *   float MatMul after a DequantizeLinear: the largest node of a step. It becomes the pattern
  *   the model's other layers already use (DynamicQuantizeLinear → MatMulInteger → scale),
  *   which onnxruntime fuses into one int8 kernel. The activation is quantized per token, so
- *   logits move slightly; the corpus decodes to the same tokens and the accuracy corpus's WER
- *   was measured unchanged before this became the default.
+ *   logits move slightly; the corpus call decodes to the same text, and the accuracy corpus's WER
+ *   moved 15.1 → 15.1 % clean, 31.0 → 31.1 % at 15 dB SNR (82 files) when this became the default.
  *
  * Done in memory at load (a few ms on the 20 MB file), so the pinned download stays the only
  * file on disk. ONNX field numbers are those of onnx.proto; every field not named here is
