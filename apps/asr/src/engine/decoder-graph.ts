@@ -1,4 +1,17 @@
-import { decodeMessage, encodeMessage, messageField, stringField, strings, varintField, type WireField } from './protobuf-wire.js';
+import {
+  decodeMessage,
+  encodeMessage,
+  initializerName,
+  intAttribute,
+  makeNode,
+  messageField,
+  ONNX,
+  type OnnxNode,
+  parseNode,
+  stringField,
+  strings,
+  type WireField,
+} from './protobuf-wire.js';
 
 /**
  * Rewrites Moonshine's merged decoder (one `If` node choosing between a first step without KV
@@ -18,50 +31,13 @@ import { decodeMessage, encodeMessage, messageField, stringField, strings, varin
  * file on disk. ONNX field numbers are those of onnx.proto; every field not named here is
  * carried over unchanged.
  */
-const MODEL = { graph: 7 } as const;
-const GRAPH = { node: 1, name: 2, initializer: 5, input: 11, output: 12, valueInfo: 13, sparseInitializer: 15 } as const;
-const NODE = { input: 1, output: 2, name: 3, opType: 4, attribute: 5 } as const;
-const ATTRIBUTE = { name: 1, i: 3, g: 6, type: 20 } as const;
-const TENSOR = { dims: 1, name: 8 } as const;
-const VALUE_INFO = { name: 1 } as const;
-const ATTRIBUTE_TYPE_INT = 2;
-const TENSOR_FLOAT = 1;
+const { model: MODEL, graph: GRAPH, node: NODE, attribute: ATTRIBUTE, tensor: TENSOR, valueInfo: VALUE_INFO } = ONNX;
 
 export interface SplitDecoder {
   /** Step 0: inputs `input_ids`, `encoder_hidden_states`. */
   readonly first: Uint8Array;
   /** Steps ≥ 1: inputs `input_ids` and every `past_key_values.*`. */
   readonly later: Uint8Array;
-}
-
-interface Node {
-  readonly fields: WireField[];
-  readonly name: string;
-  readonly opType: string;
-  readonly inputs: string[];
-  readonly outputs: string[];
-}
-
-function parseNode(field: WireField): Node {
-  const fields = decodeMessage(field.data);
-  return {
-    fields,
-    name: strings(fields, NODE.name)[0] ?? '',
-    opType: strings(fields, NODE.opType)[0] ?? '',
-    inputs: strings(fields, NODE.input),
-    outputs: strings(fields, NODE.output),
-  };
-}
-
-function makeNode(name: string, opType: string, inputs: string[], outputs: string[], attributes: WireField[] = []): Node {
-  const fields = [
-    ...inputs.map((i) => stringField(NODE.input, i)),
-    ...outputs.map((o) => stringField(NODE.output, o)),
-    stringField(NODE.name, name),
-    stringField(NODE.opType, opType),
-    ...attributes,
-  ];
-  return { fields, name, opType, inputs, outputs };
 }
 
 function fail(why: string): never {
@@ -84,13 +60,7 @@ export function splitMergedDecoder(model: Uint8Array, options: { int8Projection?
     return fail(`no ${name}`);
   };
   const initializers = graph.filter((f) => f.no === GRAPH.initializer || f.no === GRAPH.sparseInitializer);
-  const nameOfInitializer = (f: WireField): string => {
-    const fields = decodeMessage(f.data);
-    // A sparse initializer's name is in its `values` tensor (field 1).
-    const tensor = f.no === GRAPH.sparseInitializer ? decodeMessage(fields.find((x) => x.no === 1)?.data ?? new Uint8Array()) : fields;
-    return strings(tensor, TENSOR.name)[0] ?? '';
-  };
-  const initializerNames = initializers.map(nameOfInitializer);
+  const initializerNames = initializers.map((f) => initializerName(f, f.no === GRAPH.sparseInitializer));
   const inputs = graph.filter((f) => f.no === GRAPH.input);
   const inputNames = inputs.map((f) => strings(decodeMessage(f.data), VALUE_INFO.name)[0] ?? '');
 
@@ -113,7 +83,7 @@ export function splitMergedDecoder(model: Uint8Array, options: { int8Projection?
 }
 
 /** `logits = MatMul(hidden, DequantizeLinear(Wq, scale, zero))` → int8 MatMul of a quantized `hidden`. */
-function int8Projection(nodes: Node[], initializers: readonly WireField[], initializerNames: readonly string[]): Node[] {
+function int8Projection(nodes: OnnxNode[], initializers: readonly WireField[], initializerNames: readonly string[]): OnnxNode[] {
   const matmul = nodes.find((n) => n.opType === 'MatMul' && n.outputs[0] === 'logits') ?? fail('no MatMul producing logits');
   const [hidden, weights] = matmul.inputs as [string, string];
   const dequantize =
@@ -129,19 +99,7 @@ function int8Projection(nodes: Node[], initializers: readonly WireField[], initi
   const replacement = [
     makeNode(`${p}/DynamicQuantizeLinear`, 'DynamicQuantizeLinear', [hidden], [`${p}/x_q`, `${p}/x_scale`, `${p}/x_zero`]),
     makeNode(`${p}/MatMulInteger`, 'MatMulInteger', [`${p}/x_q`, quantized, `${p}/x_zero`, zeroPoint], [`${p}/acc`]),
-    makeNode(
-      `${p}/Cast`,
-      'Cast',
-      [`${p}/acc`],
-      [`${p}/acc_f`],
-      [
-        messageField(NODE.attribute, [
-          stringField(ATTRIBUTE.name, 'to'),
-          varintField(ATTRIBUTE.i, TENSOR_FLOAT),
-          varintField(ATTRIBUTE.type, ATTRIBUTE_TYPE_INT),
-        ]),
-      ],
-    ),
+    makeNode(`${p}/Cast`, 'Cast', [`${p}/acc`], [`${p}/acc_f`], [intAttribute('to', ONNX.dataType.float)]),
     makeNode(`${p}/Scale`, 'Mul', [`${p}/x_scale`, scale], [`${p}/scale`]),
     makeNode(`${p}/Mul`, 'Mul', [`${p}/acc_f`, `${p}/scale`], ['logits']),
   ];

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import llamaTokenizer from 'llama-tokenizer-js';
 import * as ort from 'onnxruntime-node';
 import { splitMergedDecoder } from './decoder-graph.js';
+import { hasInt8DotProduct, rewriteEncoder } from './encoder-graph.js';
 
 /**
  * Moonshine tiny (quantized ONNX export) on onnxruntime-node: encoder once per utterance, then
@@ -38,9 +39,22 @@ export interface MoonshineOptions {
    * - `merged`: the merged decoder as shipped (a DequantizeLinear of the projection on every token).
    */
   readonly decoder?: DecoderVariant;
+  /**
+   * How the encoder runs (encoder-graph.ts; docs/benchmarks.md "Change 7: the encoder"):
+   * - `as-shipped`: the downloaded graph;
+   * - `signed`: its int8 layers' weights shifted from uint8 to int8 (same numbers, the CPU's
+   *   VNNI int8 kernels); the default where the CPU has VNNI (`hasInt8DotProduct`);
+   * - `signed-conv2`: also the second conv in int8 (a dynamically quantized input).
+   */
+  readonly encoder?: EncoderVariant;
 }
 
 export type DecoderVariant = 'split-int8' | 'folded' | 'merged';
+export type EncoderVariant = 'as-shipped' | 'signed' | 'signed-conv2';
+
+export function defaultEncoderVariant(): EncoderVariant {
+  return hasInt8DotProduct() ? 'signed' : 'as-shipped';
+}
 
 /** The merged decoder, or its two steps when split. */
 type DecoderSessions =
@@ -83,14 +97,28 @@ export class Moonshine {
       ]);
       return { first, later };
     };
-    const [encoder, decoder] = await Promise.all([ort.InferenceSession.create(options.encoderPath, sessionOptions), loadDecoder()]);
+    const loadEncoder = async (): Promise<ort.InferenceSession> => {
+      const encoderVariant = options.encoder ?? defaultEncoderVariant();
+      if (encoderVariant === 'as-shipped') return ort.InferenceSession.create(options.encoderPath, sessionOptions);
+      const rewritten = rewriteEncoder(await readFile(options.encoderPath), {
+        signedWeights: true,
+        int8Convs: encoderVariant === 'signed-conv2' ? ['/conv2/Conv'] : [],
+      });
+      return ort.InferenceSession.create(rewritten, sessionOptions);
+    };
+    const [encoder, decoder] = await Promise.all([loadEncoder(), loadDecoder()]);
     return new Moonshine(encoder, decoder);
+  }
+
+  /** The encoder alone (`last_hidden_state`), for recognize() and to benchmark it. */
+  async encode(audio: Float32Array): Promise<ort.Tensor> {
+    const encoded = await this.encoder.run({ input_values: new ort.Tensor('float32', audio, [1, audio.length]) });
+    return encoded.last_hidden_state as ort.Tensor;
   }
 
   /** `audio`: 16 kHz mono float samples of one utterance. */
   async recognize(audio: Float32Array, maxTokens = maxTokensFor(audio.length / 16000)): Promise<Recognition> {
-    const encoded = await this.encoder.run({ input_values: new ort.Tensor('float32', audio, [1, audio.length]) });
-    const hidden = encoded.last_hidden_state as ort.Tensor;
+    const hidden = await this.encode(audio);
     const past: Record<string, ort.Tensor> = {};
     const decoder = this.decoder;
     if ('merged' in decoder) {

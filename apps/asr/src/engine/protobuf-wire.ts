@@ -97,3 +97,65 @@ export function messageField(no: number, fields: readonly WireField[]): WireFiel
 export function varintField(no: number, value: number): WireField {
   return { no, wire: 0, data: varintBytes(value) };
 }
+
+/**
+ * ONNX at the wire level, shared by the in-memory model rewrites (decoder-graph.ts,
+ * encoder-graph.ts). Field numbers are those of onnx.proto; a rewrite names only the fields it
+ * changes and carries every other one over unchanged.
+ */
+export const ONNX = {
+  model: { graph: 7 },
+  graph: { node: 1, name: 2, initializer: 5, input: 11, output: 12, valueInfo: 13, sparseInitializer: 15 },
+  node: { input: 1, output: 2, name: 3, opType: 4, attribute: 5 },
+  attribute: { name: 1, i: 3, g: 6, ints: 8, type: 20 },
+  attributeType: { int: 2, ints: 7 },
+  tensor: { dims: 1, dataType: 2, floatData: 4, int32Data: 5, name: 8, rawData: 9 },
+  dataType: { float: 1, uint8: 2, int8: 3, int64: 7 },
+  valueInfo: { name: 1 },
+} as const;
+
+export interface OnnxNode {
+  readonly fields: WireField[];
+  readonly name: string;
+  readonly opType: string;
+  readonly inputs: string[];
+  readonly outputs: string[];
+}
+
+export function parseNode(field: WireField): OnnxNode {
+  const fields = decodeMessage(field.data);
+  return {
+    fields,
+    name: strings(fields, ONNX.node.name)[0] ?? '',
+    opType: strings(fields, ONNX.node.opType)[0] ?? '',
+    inputs: strings(fields, ONNX.node.input),
+    outputs: strings(fields, ONNX.node.output),
+  };
+}
+
+/** `attributes`: AttributeProto fields as they are, e.g. those of the node this one replaces. */
+export function makeNode(name: string, opType: string, inputs: string[], outputs: string[], attributes: WireField[] = []): OnnxNode {
+  const fields = [
+    ...inputs.map((i) => stringField(ONNX.node.input, i)),
+    ...outputs.map((o) => stringField(ONNX.node.output, o)),
+    stringField(ONNX.node.name, name),
+    stringField(ONNX.node.opType, opType),
+    ...attributes,
+  ];
+  return { fields, name, opType, inputs, outputs };
+}
+
+export function intAttribute(name: string, value: number): WireField {
+  return messageField(ONNX.node.attribute, [
+    stringField(ONNX.attribute.name, name),
+    varintField(ONNX.attribute.i, value),
+    varintField(ONNX.attribute.type, ONNX.attributeType.int),
+  ]);
+}
+
+/** The name of an initializer (a TensorProto, or a SparseTensorProto whose name is in its `values`). */
+export function initializerName(field: WireField, sparse = false): string {
+  const fields = decodeMessage(field.data);
+  const tensor = sparse ? decodeMessage(fields.find((x) => x.no === 1)?.data ?? new Uint8Array()) : fields;
+  return strings(tensor, ONNX.tensor.name)[0] ?? '';
+}
