@@ -1,4 +1,4 @@
-import kafkajs, { type Admin, type Consumer, type ConsumerRunConfig, type Kafka, type Producer } from 'kafkajs';
+import kafkajs, { type Admin, type Consumer, type ConsumerRunConfig, type Kafka } from 'kafkajs';
 import { EarshotError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type {
@@ -13,13 +13,16 @@ import type {
   TopicPartition,
 } from '../ports/event-log.port.js';
 import type { TopicSpec } from '../topics.js';
+import { ProduceRefusedError, RecordBatchProducer, type TopicLayout } from './kafka-producer/record-batch-producer.js';
 import { SchemaRegistryCodec } from './schema-registry-codec.js';
 
-const { Kafka: KafkaClient, logLevel, Partitioners, ConfigResourceTypes } = kafkajs;
+const { Kafka: KafkaClient, logLevel, ConfigResourceTypes } = kafkajs;
 
 /**
  * Kafka adapter (distributed mode). kafkajs is unmaintained upstream, so it stays behind
- * this file: nothing else in the project imports it. Values are Avro in the Confluent wire
+ * this file: nothing else in the project imports it. It does admin, metadata and consumers;
+ * records are written by our own producer (kafka-producer/, record batches encoded in one
+ * pass: kafkajs's per-record cost was half of an ingest process's CPU). Values are Avro in the Confluent wire
  * format (SchemaRegistryCodec); keys are plain UTF-8 Call SIDs, so Kafka's default
  * partitioner keeps one call in one partition.
  */
@@ -45,7 +48,7 @@ export class KafkaEventLog implements EventLog {
   readonly codec: SchemaRegistryCodec;
   private readonly kafka: Kafka;
   private admin: Admin | undefined;
-  private producer: Promise<Producer> | undefined;
+  private readonly producer: RecordBatchProducer;
   private readonly consumers = new Set<KafkaConsumer>();
   private readonly prefix: string;
 
@@ -67,6 +70,7 @@ export class KafkaEventLog implements EventLog {
           else log.debug(rest, message);
         },
     });
+    this.producer = new RecordBatchProducer({ clientId: options.clientId, metadata: (topic) => this.topicLayout(topic) });
   }
 
   async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
@@ -124,24 +128,37 @@ export class KafkaEventLog implements EventLog {
   async produce<T>(topic: TopicSpec<T>, records: readonly ProduceRecord<T>[]): Promise<void> {
     // Encode everything first: one invalid record rejects the whole call and sends nothing.
     const now = Date.now();
-    const messages = await Promise.all(
-      records.map(async (r) => ({
-        key: r.key,
-        value: await this.codec.encode(topic, r.value),
-        timestamp: String(r.timestampMs ?? now),
-      })),
+    const encoded = await Promise.all(
+      records.map(async (r) => ({ key: r.key, value: await this.codec.encode(topic, r.value), timestampMs: r.timestampMs ?? now })),
     );
     try {
-      // Connecting is inside: with the broker away, a (re)connect fails like a send and is as retriable.
-      const producer = await this.connectProducer();
-      await producer.send({ topic: this.wire(topic.name), messages, acks: -1 });
+      await this.producer.send(this.wire(topic.name), encoded);
     } catch (error) {
+      if (error instanceof ProduceRefusedError) {
+        throw new EarshotError('EARSHOT_EVENT_LOG_REFUSED', `cannot produce to ${topic.name}: ${error.message}`, {
+          fields: { topic: topic.name, records: records.length, kafkaErrorCode: error.errorCode },
+          cause: error,
+        });
+      }
       throw new EarshotError('EARSHOT_EVENT_LOG_UNAVAILABLE', `cannot produce to ${topic.name}: ${(error as Error).message}`, {
         retriable: true,
         fields: { topic: topic.name, records: records.length },
         cause: error,
       });
     }
+  }
+
+  /** Partition leaders for our producer, from kafkajs's admin (it knows the cluster's brokers). */
+  private async topicLayout(topic: string): Promise<TopicLayout> {
+    const admin = await this.connectAdmin();
+    // One after the other: a describeCluster still in flight when the metadata fails would
+    // outlive close() with a connection of its own.
+    const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+    const cluster = await admin.describeCluster();
+    const brokers = new Map(cluster.brokers.map((b) => [b.nodeId, { host: b.host, port: b.port }]));
+    const leaders: ({ host: string; port: number } | null)[] = [];
+    for (const p of metadata.topics[0]?.partitions ?? []) leaders[p.partitionId] = p.leader >= 0 ? (brokers.get(p.leader) ?? null) : null;
+    return { leaders: Array.from(leaders, (l) => l ?? null) };
   }
 
   createConsumer(options: ConsumerOptions): EventLogConsumer {
@@ -152,7 +169,7 @@ export class KafkaEventLog implements EventLog {
 
   async close(): Promise<void> {
     for (const consumer of [...this.consumers]) await consumer.stop();
-    if (this.producer) await (await this.producer).disconnect();
+    this.producer.close();
     if (this.admin) await this.admin.disconnect();
   }
 
@@ -185,49 +202,7 @@ export class KafkaEventLog implements EventLog {
     }
     return this.admin;
   }
-
-  private connectProducer(): Promise<Producer> {
-    if (!this.producer) {
-      const producer = this.kafka.producer({
-        createPartitioner: cachedKeyPartitioner,
-        allowAutoTopicCreation: false,
-        idempotent: false,
-      });
-      this.producer = producer.connect().then(() => producer);
-      this.producer.catch(() => {
-        this.producer = undefined;
-      });
-    }
-    return this.producer;
-  }
 }
-
-/** Keys whose partition is remembered; past it the cache starts over (a few MB at most). */
-const PARTITION_CACHE_KEYS = 50_000;
-
-/**
- * kafkajs's default partitioner (murmur2 of the key, as the Java client) with each key's
- * answer remembered: its murmur2 runs on kafkajs's 64-bit `Long` emulation and cost ~6 µs
- * per record (measured: ~7 % of an ingest process's CPU), while a call's many records share
- * one key. Same partitions as before for the same key and partition count; keyless records
- * and explicit partitions go straight to the default.
- */
-const cachedKeyPartitioner = (): ReturnType<typeof Partitioners.DefaultPartitioner> => {
-  const partitioner = Partitioners.DefaultPartitioner();
-  const cache = new Map<string, number>();
-  return (args) => {
-    const { topic, partitionMetadata, message } = args;
-    if (typeof message.key !== 'string' || (message.partition !== undefined && message.partition !== null)) return partitioner(args);
-    const id = `${topic}\u0000${partitionMetadata.length}\u0000${message.key}`;
-    let partition = cache.get(id);
-    if (partition === undefined) {
-      partition = partitioner(args);
-      if (cache.size >= PARTITION_CACHE_KEYS) cache.clear();
-      cache.set(id, partition);
-    }
-    return partition;
-  };
-};
 
 class KafkaConsumer implements EventLogConsumer {
   private readonly consumer: Consumer;
