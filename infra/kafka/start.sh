@@ -18,7 +18,7 @@
 # <state-dir>/logs/server.log.
 #
 # Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093),
-#      KAFKA_HEAP ("-Xmx384m -Xms128m"), KAFKA_JVM_OPTS (extra JVM flags),
+#      KAFKA_HEAP ("-Xmx1g -Xms1g", Kafka's own default), KAFKA_JVM_OPTS (extra JVM flags),
 #      KAFKA_CLUSTER_ID (22-char base64url id; random on first format),
 #      KAFKA_CDS (1: use the class-data-sharing archive install.sh made, if any;
 #                 0: don't).
@@ -40,7 +40,11 @@ ls "$libs"/.installed-* >/dev/null 2>&1 ||
 
 port=${KAFKA_PORT:-19092}
 ctl_port=${KAFKA_CONTROLLER_PORT:-19093}
-heap=${KAFKA_HEAP:--Xmx384m -Xms128m}
+# 1 GB, fixed, as Kafka's own scripts: with 384 MB a broker that had accumulated ~12,000
+# partitions (test and bench namespaces over days) spent ~1 s in a full GC every ~5 s under
+# the ingest bench's load (GC log, 2026-11-28), which showed up as publish p99 ~1 s; a heap
+# that grows from a small -Xms also pays full GCs on the way up.
+heap=${KAFKA_HEAP:--Xmx1g -Xms1g}
 host=127.0.0.1
 data_dir="$state_dir/data"
 logs_dir="$state_dir/logs"
