@@ -70,3 +70,19 @@ t.test('every topic schema registers under <topic>-value with BACKWARD compatibi
     t.equal(body.compatibilityLevel, 'BACKWARD', `${spec.name} schema ${spec.schema}`);
   }
 });
+
+t.test('encodeAll: the same bytes as encode, one value at a time, also past its first buffer; an invalid value throws', async (t) => {
+  const topic = renamedTopic(TOPICS.audit, `earshot.test-${randomSuffix()}`);
+  const codec = new SchemaRegistryCodec(testConfig.EARSHOT_SCHEMA_REGISTRY_URL);
+  // Three values of ~5 KB each outgrow the 4 KB the first buffer is sized for.
+  const values = [record, { ...record, action: 'a'.repeat(5000) }, { ...record, eventId: 'e2', action: 'b'.repeat(5200) }, record];
+  const all = await codec.encodeAll(topic, values);
+  t.equal(all.length, values.length);
+  for (const [i, value] of values.entries()) {
+    t.ok((all[i] as Buffer).equals(await codec.encode(topic, value)), `value ${i}: same bytes`);
+    t.same(await codec.decode(topic, all[i] as Buffer), value, `value ${i}: decodes back`);
+  }
+  await t.rejects(codec.encodeAll(topic, [record, { ...record, occurredAtMs: 'soon' as unknown as number }]), {
+    code: 'EARSHOT_SCHEMA_INVALID',
+  });
+});

@@ -128,9 +128,11 @@ export class KafkaEventLog implements EventLog {
   async produce<T>(topic: TopicSpec<T>, records: readonly ProduceRecord<T>[]): Promise<void> {
     // Encode everything first: one invalid record rejects the whole call and sends nothing.
     const now = Date.now();
-    const encoded = await Promise.all(
-      records.map(async (r) => ({ key: r.key, value: await this.codec.encode(topic, r.value), timestampMs: r.timestampMs ?? now })),
+    const values = await this.codec.encodeAll(
+      topic,
+      records.map((r) => r.value),
     );
+    const encoded = records.map((r, i) => ({ key: r.key, value: values[i] as Buffer, timestampMs: r.timestampMs ?? now }));
     try {
       await this.producer.send(this.wire(topic.name), encoded);
     } catch (error) {
