@@ -107,8 +107,11 @@ export async function runScenario(
   await watcher;
   const posts = topology.posted(callSid);
   const distinctPosts = new Set(posts.map((p) => `${p.sender.role}:${p.autotranscribeResponse.start}`)).size;
+  // The webhooks consumer recovers from an outage on its own schedule (kafkajs restarts it with
+  // backoff), so it may still be working through the call when the store is done: wait until every
+  // stored utterance has reached the receiver or has a final outcome, or 60 s have passed.
   const webhookMissing =
-    (topology.processes.get('webhooks')?.length ?? 0) > 0 ? await missingDeliveries(topology, callSid, final) : undefined;
+    (topology.processes.get('webhooks')?.length ?? 0) > 0 ? await settledDeliveries(topology, callSid, final, 60_000) : undefined;
   const outcome: Outcome = {
     scenario,
     calls: options.calls ?? 1,
@@ -194,6 +197,21 @@ export function dumpOutputs(t: Test, topology: Topology, scenario: string, facts
   );
   writeFileSync(dump, `${JSON.stringify(facts, null, 1)}\n${outputs.join('\n')}`);
   t.comment(`process outputs: ${dump}`);
+}
+
+/** `missingDeliveries`, asked again until nothing is missing without a final outcome, or `timeoutMs` passed. */
+async function settledDeliveries(
+  topology: Topology,
+  callSid: string,
+  stored: readonly StoredRow[],
+  timeoutMs: number,
+): Promise<Record<string, number>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const missing = await missingDeliveries(topology, callSid, stored);
+    if (Object.keys(missing).every((why) => why.startsWith('dropped')) || Date.now() >= deadline) return missing;
+    await sleep(500);
+  }
 }
 
 /**
