@@ -2,20 +2,55 @@ import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import t from 'tap';
 import { splitMergedDecoder } from '../../../apps/asr/src/engine/decoder-graph.js';
+import { hasInt8DotProduct, signInt8Weights } from '../../../apps/asr/src/engine/encoder-graph.js';
 import { defaultModelsDir, ensureModels } from '../../../apps/asr/src/engine/model-files.js';
-import { Moonshine } from '../../../apps/asr/src/engine/moonshine.js';
-import { decodeMessage, encodeMessage } from '../../../apps/asr/src/engine/protobuf-wire.js';
+import { Moonshine, maxTokensFor } from '../../../apps/asr/src/engine/moonshine.js';
+import {
+  decodeMessage,
+  encodeMessage,
+  initializerName,
+  makeNode,
+  messageField,
+  ONNX,
+  type OnnxNode,
+  parseNode,
+  stringField,
+  varintField,
+  type WireField,
+} from '../../../apps/asr/src/engine/protobuf-wire.js';
 import { upsample2x } from '../../../apps/asr/src/engine/upsample.js';
 import { mulawToFloat32 } from '../../../apps/shared/src/audio/mulaw.js';
 import { generateTestAudio } from '../../../scripts/test-audio/corpus.js';
 
 // The real Moonshine decoder: the wire codec must carry the 20 MB model over unchanged, the
 // split graphs must compute what the merged one computes (bit for bit without the int8
-// projection), and the default decoder must read the corpus call as the downloaded one does.
+// projection), the signed-weight split must compute what the unsigned one does (bit for bit
+// with VNNI), and the default decoder must read the corpus call as the downloaded one does.
 t.setTimeout(300_000);
 
 const options = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' } as const;
 const LAYERS = 6;
+
+function corpusUtterances(): { label: string; audio: Float32Array }[] {
+  const corpus = generateTestAudio(process.env.EARSHOT_TEST_AUDIO_DIR);
+  return (['customer', 'agent'] as const).flatMap((role) => {
+    const track = corpus.call.tracks[role];
+    const mulaw = new Uint8Array(readFileSync(track.mulaw));
+    return track.utterances.map((u, i) => ({
+      label: `${role} #${i + 1}`,
+      audio: upsample2x(mulawToFloat32(mulaw.subarray((u.startMs - 500) * 8, (u.endMs + 200) * 8))),
+    }));
+  });
+}
+
+/** Data types of a model's initializers, and the nodes of its graph. */
+function describe(model: Uint8Array) {
+  const graph = decodeMessage(decodeMessage(model).find((f) => f.no === ONNX.model.graph)?.data ?? new Uint8Array());
+  const types = new Map<string, number>();
+  for (const f of graph.filter((x) => x.no === ONNX.graph.initializer))
+    types.set(initializerName(f), decodeMessage(f.data).find((x) => x.no === ONNX.tensor.dataType)?.data[0] ?? -1);
+  return { types, nodes: graph.filter((f) => f.no === ONNX.graph.node).map(parseNode) };
+}
 
 t.test('the split decoder computes the merged decoder, step 0 and the steps after it', async (t) => {
   const models = await ensureModels(process.env.EARSHOT_MODELS_DIR ?? defaultModelsDir());
@@ -89,6 +124,171 @@ t.test('the split decoder computes the merged decoder, step 0 and the steps afte
     keep(int8Past, c, step);
     token = top(la);
   }
+});
+
+t.test('the signed-weight split decoder computes the unsigned one, every step of the 10 corpus utterances', async (t) => {
+  const models = await ensureModels(process.env.EARSHOT_MODELS_DIR ?? defaultModelsDir());
+  const bytes = readFileSync(models.decoder);
+  const unsigned = splitMergedDecoder(bytes, { int8Projection: true });
+  const signed = splitMergedDecoder(bytes, { int8Projection: true, signedSteps: ['first', 'later'] });
+  const firstOnly = splitMergedDecoder(bytes, { int8Projection: true, signedSteps: ['first'] });
+  t.ok(
+    Buffer.from(firstOnly.first).equals(signed.first) && Buffer.from(firstOnly.later).equals(unsigned.later),
+    "signedSteps ['first'] (the default with VNNI): the first-step graph signed, the later-step graph as before",
+  );
+  const { uint8, int8 } = ONNX.dataType;
+  for (const step of ['first', 'later'] as const) {
+    const [before, after] = [describe(unsigned[step]), describe(signed[step])];
+    t.same([...after.types.keys()].sort(), [...before.types.keys()].sort(), `${step}: the same initializers`);
+    t.same(
+      after.nodes.map((n) => n.fields),
+      before.nodes.map((n) => n.fields),
+      `${step}: the same nodes`,
+    );
+    const layers = before.nodes.filter((n) => n.opType === 'MatMulInteger');
+    t.equal(layers.length, step === 'first' ? 61 : 49, `${step}: ${layers.length} int8 layers (the projection among them)`);
+    const bSides = layers.flatMap((n) => [n.inputs[1], n.inputs[3]]);
+    const weights = [...new Set(bSides.filter((w): w is string => before.types.has(w ?? '')))];
+    t.equal(
+      bSides.filter((w) => !before.types.has(w ?? '')).length,
+      1,
+      `${step}: every B side is an initializer but the transposed embedding`,
+    );
+    t.ok(
+      weights.every((w) => before.types.get(w) === uint8 && after.types.get(w) === int8),
+      `${step}: weights and zero points uint8 as downloaded, int8 rewritten`,
+    );
+    // The projection multiplies Transpose(embedding table); the table is also gathered and
+    // dequantized for the input token with the same zero point: all of it shifts together.
+    const table = 'model.decoder.embed_tokens.weight_merged_0_quantized';
+    const zero = 'model.decoder.embed_tokens.weight_merged_0_zero_point';
+    t.ok(
+      before.nodes.some((n) => n.opType === 'Transpose' && n.inputs[0] === table) &&
+        before.nodes.some((n) => n.opType === 'DequantizeLinear' && n.inputs[2] === zero),
+      `${step}: the projection's weights are the transposed embedding table, also dequantized after the Gather`,
+    );
+    t.same([before.types.get(table), after.types.get(table)], [uint8, int8], `${step}: the embedding table is shifted`);
+    const shifted = [...after.types].filter(([name, type]) => type !== before.types.get(name)).map(([name]) => name);
+    t.equal(shifted.length, weights.length + 1, `${step}: nothing else changes type`);
+  }
+
+  const sessions = async (s: { first: Uint8Array; later: Uint8Array }) => ({
+    first: await ort.InferenceSession.create(s.first, options),
+    later: await ort.InferenceSession.create(s.later, options),
+  });
+  const encoder = await ort.InferenceSession.create(models.encoder, options);
+  const [a, b] = [await sessions(unsigned), await sessions(signed)];
+  t.teardown(() => Promise.all([encoder, a.first, a.later, b.first, b.later].map((s) => s.release())));
+  // With VNNI (the only place the engine shifts) both kernels sum exactly in 32 bits; elsewhere
+  // the uint8 × int8 kernel may saturate 16-bit sums, so only closeness is asked there.
+  const exact = hasInt8DotProduct();
+  let steps = 0;
+  for (const { label, audio } of corpusUtterances()) {
+    const hidden = (await encoder.run({ input_values: new ort.Tensor('float32', audio, [1, audio.length]) }))
+      .last_hidden_state as ort.Tensor;
+    const pastA: Record<string, ort.Tensor> = {};
+    const pastB: Record<string, ort.Tensor> = {};
+    const keep = (past: Record<string, ort.Tensor>, out: ort.InferenceSession.OnnxValueMapType, step: number) => {
+      for (const name of Object.keys(out))
+        if (name.startsWith('present.') && (step === 0 || name.includes('.decoder.')))
+          past[name.replace('present.', 'past_key_values.')] = out[name] as ort.Tensor;
+    };
+    let token = 1;
+    let worst = 0;
+    let sameTokens = true;
+    const tokens: number[] = [];
+    for (let step = 0; step < maxTokensFor(audio.length / 16000); step++) {
+      const input_ids = new ort.Tensor('int64', BigInt64Array.of(BigInt(token)), [1, 1]);
+      const [outA, outB] =
+        step === 0
+          ? [
+              await a.first.run({ input_ids, encoder_hidden_states: hidden }),
+              await b.first.run({ input_ids, encoder_hidden_states: hidden }),
+            ]
+          : [await a.later.run({ input_ids, ...pastA }), await b.later.run({ input_ids, ...pastB })];
+      const [la, lb] = [outA.logits?.data as Float32Array, outB.logits?.data as Float32Array];
+      for (let i = 0; i < la.length; i++) worst = Math.max(worst, Math.abs((la[i] as number) - (lb[i] as number)));
+      const top = (l: Float32Array) => l.indexOf(Math.max(...l.filter((_, i) => !(step === 0 && i === 2))));
+      token = top(la);
+      sameTokens &&= top(lb) === token;
+      steps++;
+      if (token === 2) break;
+      tokens.push(token);
+      keep(pastA, outA, step);
+      keep(pastB, outB, step);
+    }
+    if (exact) t.equal(worst, 0, `${label}: ${tokens.length + 1} steps, logits bit-identical (VNNI)`);
+    else t.ok(worst < 0.05, `${label}: ${tokens.length + 1} steps, logits within 0.05 (${worst.toExponential(1)}; no VNNI)`);
+    t.ok(sameTokens && tokens.length > 0, `${label}: the same ${tokens.length} tokens`);
+  }
+  t.ok(steps > 100, `${steps} decoder steps compared`);
+
+  const engines = await Promise.all(
+    (['split-int8', 'split-signed-first', 'split-signed'] as const).map((decoder) =>
+      Moonshine.load({ encoderPath: models.encoder, decoderPath: models.decoder, decoder }),
+    ),
+  );
+  t.teardown(() => Promise.all(engines.map((e) => e.close())));
+  const [asBefore, firstSigned, bothSigned] = engines as [Moonshine, Moonshine, Moonshine];
+  for (const { label, audio } of corpusUtterances()) {
+    const [x, y, z] = [await asBefore.recognize(audio), await firstSigned.recognize(audio), await bothSigned.recognize(audio)];
+    t.ok(x.text.length > 0, `${label}: "${x.text}"`);
+    t.equal(y.text, x.text, `${label}: split-signed-first reads the same text as split-int8`);
+    t.equal(z.text, x.text, `${label}: split-signed, the same text`);
+  }
+});
+
+t.test('the weight shift refuses a graph where it would not cancel', async (t) => {
+  const fail = (why: string): never => {
+    throw new Error(why);
+  };
+  const u8 = (name: string, values: number[]): [string, WireField] => [
+    name,
+    messageField(ONNX.graph.initializer, [
+      varintField(ONNX.tensor.dims, values.length),
+      varintField(ONNX.tensor.dataType, ONNX.dataType.uint8),
+      stringField(ONNX.tensor.name, name),
+      { no: ONNX.tensor.rawData, wire: 2, data: Uint8Array.from(values) },
+    ]),
+  ];
+  const initializers = new Map([u8('w', [0, 127, 128, 255]), u8('wz', [129]), u8('other', [3])]);
+  const shift = (nodes: OnnxNode[], outputs: string[] = []) => signInt8Weights(nodes, initializers, new Set(outputs), fail);
+  const shifted = (nodes: OnnxNode[]) => [...shift(nodes).initializers.keys()].sort();
+  const matmul = makeNode('mm', 'MatMulInteger', ['x', 'w', 'xz', 'wz'], ['y']);
+  const alone = shift([matmul], ['y']);
+  t.same([...alone.initializers.keys()].sort(), ['w', 'wz'], 'a MatMulInteger alone: its weights and zero point shift');
+  const raw = (name: string) =>
+    decodeMessage(alone.initializers.get(name)?.data ?? new Uint8Array()).find((f) => f.no === ONNX.tensor.rawData)?.data;
+  t.same([...Int8Array.from(raw('w') ?? [])], [-128, -1, 0, 127], 'w − 128');
+  t.same([...Int8Array.from(raw('wz') ?? [])], [1], 'z − 128');
+
+  const gathered = shift([
+    matmul,
+    makeNode('g', 'Gather', ['w', 'ids'], ['e']),
+    makeNode('dq', 'DequantizeLinear', ['e', 's', 'wz'], ['f']),
+  ]);
+  t.same([...gathered.initializers.keys()].sort(), ['w', 'wz'], 'Gather → DequantizeLinear with the same zero point: exact');
+  t.same([...gathered.int8Values], ['e'], 'the gathered rows are int8 now');
+  t.throws(
+    () => shift([matmul, makeNode('add', 'Add', ['w', 'x'], ['z'])]),
+    /w \(shifted to int8\) is read by Add add/,
+    'a reader that would see the shifted values',
+  );
+  t.throws(
+    () => shift([matmul, makeNode('dq', 'DequantizeLinear', ['dynamic', 's', 'wz'], ['f'])]),
+    /dq: wz is shifted but its partner is not an initializer/,
+    'a shared zero point whose other tensor cannot shift',
+  );
+  t.same(
+    shifted([matmul, makeNode('dq', 'DequantizeLinear', ['other', 's', 'wz'], ['f'])]),
+    ['other', 'w', 'wz'],
+    'a shared zero point pulls its partner into the shift',
+  );
+  t.throws(
+    () => shift([matmul, makeNode('tr', 'Transpose', ['w'], ['wt'])], ['wt']),
+    /wt \(shifted to int8\) is a graph output/,
+    'a shifted value that leaves the graph',
+  );
 });
 
 t.test('the default decoder reads the corpus call as the downloaded one does', async (t) => {

@@ -1,3 +1,4 @@
+import { signInt8Weights } from './encoder-graph.js';
 import {
   decodeMessage,
   encodeMessage,
@@ -26,6 +27,14 @@ import {
  *   which onnxruntime fuses into one int8 kernel. The activation is quantized per token, so
  *   logits move slightly; the corpus call decodes to the same text, and the accuracy corpus's WER
  *   moved 15.1 → 15.1 % clean, 31.0 → 31.1 % at 15 dB SNR (82 files) when this became the default.
+ * - `signedSteps` (where the CPU has VNNI): in the named graphs, the int8 layers' uint8 weights
+ *   and zero points shifted into int8, as the encoder's (encoder-graph.ts `signInt8Weights`: the
+ *   same products, onnxruntime's uint8 × int8 kernels; logits bit-identical). It reaches the
+ *   projection too: its weights are the tied embedding (uint8), also gathered for the input
+ *   token and dequantized with the same zero point, so the whole table and that zero point shift
+ *   and the dequantized embedding is unchanged. It pays in the first step, whose cross-attention
+ *   keys and values are products over every encoder frame; later steps multiply one row and
+ *   measured no faster (docs/benchmarks.md, "Change 8").
  *
  * Done in memory at load (a few ms on the 20 MB file), so the pinned download stays the only
  * file on disk. ONNX field numbers are those of onnx.proto; every field not named here is
@@ -44,7 +53,13 @@ function fail(why: string): never {
   throw new Error(`decoder graph: ${why} (is this the pinned Moonshine merged decoder?)`);
 }
 
-export function splitMergedDecoder(model: Uint8Array, options: { int8Projection?: boolean } = {}): SplitDecoder {
+export interface DecoderRewrite {
+  readonly int8Projection?: boolean;
+  /** The graphs whose int8 weights are shifted to int8. */
+  readonly signedSteps?: readonly ('first' | 'later')[];
+}
+
+export function splitMergedDecoder(model: Uint8Array, options: DecoderRewrite = {}): SplitDecoder {
   const modelFields = decodeMessage(model);
   const graphField = modelFields.find((f) => f.no === MODEL.graph) ?? fail('no graph');
   const graph = decodeMessage(graphField.data);
@@ -64,22 +79,34 @@ export function splitMergedDecoder(model: Uint8Array, options: { int8Projection?
   const inputs = graph.filter((f) => f.no === GRAPH.input);
   const inputNames = inputs.map((f) => strings(decodeMessage(f.data), VALUE_INFO.name)[0] ?? '');
 
-  const build = (branchName: string): Uint8Array => {
+  const build = (branchName: string, step: 'first' | 'later'): Uint8Array => {
     const body = branch(branchName);
     let nodes = body.filter((f) => f.no === GRAPH.node).map(parseNode);
     for (const n of nodes) if (['If', 'Loop', 'Scan'].includes(n.opType)) fail(`${branchName} has a nested ${n.opType}`);
     if (options.int8Projection) nodes = int8Projection(nodes, initializers, initializerNames);
     const used = new Set(nodes.flatMap((n) => n.inputs));
+    let kept = initializers.filter((_, i) => used.has(initializerNames[i] as string));
+    const nameOf = (f: WireField) => strings(decodeMessage(f.data), VALUE_INFO.name)[0] ?? '';
+    let valueInfo = body.filter((f) => f.no === GRAPH.output || f.no === GRAPH.valueInfo);
+    if (options.signedSteps?.includes(step)) {
+      const dense = new Map<string, WireField>();
+      for (const [i, f] of initializers.entries()) if (f.no === GRAPH.initializer) dense.set(initializerNames[i] as string, f);
+      const outputs = new Set(body.filter((f) => f.no === GRAPH.output).map(nameOf));
+      const signed = signInt8Weights(nodes, dense, outputs, fail);
+      kept = kept.map((f) => (f.no === GRAPH.initializer ? (signed.initializers.get(initializerName(f)) ?? f) : f));
+      // The gathered embedding is int8 now; onnxruntime infers its type when nothing declares it.
+      valueInfo = valueInfo.filter((f) => f.no === GRAPH.output || !signed.int8Values.has(nameOf(f)));
+    }
     const graphOut: WireField[] = [
       ...nodes.map((n) => messageField(GRAPH.node, n.fields)),
       stringField(GRAPH.name, `moonshine_decoder_${branchName}`),
-      ...initializers.filter((_, i) => used.has(initializerNames[i] as string)),
+      ...kept,
       ...inputs.filter((_, i) => used.has(inputNames[i] as string)),
-      ...body.filter((f) => f.no === GRAPH.output || f.no === GRAPH.valueInfo),
+      ...valueInfo,
     ];
     return encodeMessage(modelFields.map((f) => (f.no === MODEL.graph ? messageField(MODEL.graph, graphOut) : f)));
   };
-  return { first: build('else_branch'), later: build('then_branch') };
+  return { first: build('else_branch', 'first'), later: build('then_branch', 'later') };
 }
 
 /** `logits = MatMul(hidden, DequantizeLinear(Wq, scale, zero))` → int8 MatMul of a quantized `hidden`. */

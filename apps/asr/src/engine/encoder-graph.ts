@@ -24,7 +24,8 @@ import {
  *   uint8 × int8 with the VNNI/AMX instructions, uint8 × uint8 on a slower path, so the weights
  *   and their zero points are shifted by 128 into int8 (w − 128, z − 128: the same products,
  *   exactly). On x86 CPUs without VNNI the uint8 × int8 kernel can saturate 16-bit sums, so
- *   the caller turns this on only where VNNI is present (`hasInt8DotProduct`).
+ *   the caller turns this on only where VNNI is present (`hasInt8DotProduct`). The decoder
+ *   takes the same shift (`signInt8Weights`, decoder-graph.ts).
  * - `int8Convs` (measured, not the default): the named float Convs, whose int8 weights the
  *   export turns back into floats (Cast → Mul → Add), as DynamicQuantizeLinear → MatMulInteger
  *   over their input windows (onnxruntime's ConvInteger was slower than the float Conv here).
@@ -103,34 +104,9 @@ export function rewriteEncoder(model: Uint8Array, options: EncoderRewrite): Uint
   const initializers = new Map<string, WireField>();
   for (const f of graph) if (f.no === GRAPH.initializer) initializers.set(initializerName(f), f);
   const added: WireField[] = [];
-  const replaced = new Map<string, WireField>();
   const valuesOf = (name: string) => tensorValues(decodeMessage((initializers.get(name) ?? fail(`${name} is not an initializer`)).data));
 
-  if (options.signedWeights) {
-    const shifted = new Set<string>();
-    for (const n of nodes.filter((x) => x.opType === 'MatMulInteger')) {
-      const [, weights, , zeroPoint] = n.inputs;
-      if (!weights || !zeroPoint || !initializers.has(weights) || !initializers.has(zeroPoint)) continue;
-      for (const name of [weights, zeroPoint]) {
-        // Another reader would see the shifted values: only MatMulInteger weights are touched.
-        const readers = nodes.filter((x) => x.inputs.includes(name));
-        if (readers.some((x) => x.opType !== 'MatMulInteger' || x.inputs.indexOf(name) % 2 === 0)) fail(`${name} is read by another node`);
-        shifted.add(name);
-      }
-    }
-    for (const name of shifted) {
-      const fields = decodeMessage((initializers.get(name) as WireField).data);
-      const dataType = fields.find((f) => f.no === TENSOR.dataType)?.data[0];
-      if (dataType === DATA_TYPE.int8) continue;
-      if (dataType !== DATA_TYPE.uint8) fail(`${name} is neither uint8 nor int8`);
-      const stored = fields.find((f) => f.no === TENSOR.rawData)?.data;
-      const raw = stored ? new Uint8Array(stored) : Uint8Array.from(tensorValues(fields).values);
-      // u − 128 as int8 has the bit pattern u XOR 0x80.
-      for (let i = 0; i < raw.length; i++) raw[i] = (raw[i] as number) ^ 0x80;
-      const dims = fields.filter((f) => f.no === TENSOR.dims).map((f) => Number(varints(f.data)[0]));
-      replaced.set(name, tensor(name, DATA_TYPE.int8, dims, raw));
-    }
-  }
+  const signed = options.signedWeights ? signInt8Weights(nodes, initializers, graphOutputNames(graph), fail) : undefined;
 
   if (options.int8Convs?.length) {
     const missing = options.int8Convs.filter((name) => !nodes.some((n) => n.opType === 'Conv' && n.name === name));
@@ -227,13 +203,90 @@ export function rewriteEncoder(model: Uint8Array, options: EncoderRewrite): Uint
       nodesWritten = true;
     } else if (f.no === GRAPH.initializer) {
       const name = initializerName(f);
-      if (used.has(name)) graphOut.push(replaced.get(name) ?? f);
-    } else {
+      if (used.has(name)) graphOut.push(signed?.initializers.get(name) ?? f);
+    } else if (f.no !== GRAPH.valueInfo || !signed?.int8Values.has(strings(decodeMessage(f.data), ONNX.valueInfo.name)[0] ?? '')) {
       graphOut.push(f);
     }
   }
   graphOut.push(...added);
   return encodeMessage(modelFields.map((f) => (f.no === MODEL.graph ? messageField(MODEL.graph, graphOut) : f)));
+}
+
+/**
+ * The `signedWeights` shift, shared with the decoder (decoder-graph.ts): every initializer that
+ * reaches a MatMulInteger's B side (weights or zero point) goes uint8 → int8 (u − 128), so
+ * onnxruntime takes its uint8 × int8 kernels. Exact only where every reader of a shifted tensor
+ * sees the shift cancel: MatMulInteger's B and B zero point, DequantizeLinear's x and zero point
+ * ((u − 128) − (z − 128) = u − z), both shifted together, possibly through Transpose or a
+ * Gather's data (they move bytes, not values: the decoder's tied embedding is gathered for the
+ * input token and transposed for the output projection). Any other reader, or a pair of which
+ * only one side could be shifted, is refused. Returns the replaced initializers by name, and the
+ * node outputs that now carry int8 (their value_info, if any, would still say uint8).
+ */
+export function signInt8Weights(
+  nodes: readonly OnnxNode[],
+  initializers: ReadonlyMap<string, WireField>,
+  graphOutputs: ReadonlySet<string>,
+  refuse: (why: string) => never,
+): { initializers: Map<string, WireField>; int8Values: Set<string> } {
+  const producer = new Map<string, OnnxNode>();
+  for (const n of nodes) for (const o of n.outputs) producer.set(o, n);
+  // The initializer a value is a rearrangement of, if any.
+  const source = (value: string | undefined): string | undefined => {
+    for (let v = value; v !== undefined && v !== ''; ) {
+      if (initializers.has(v)) return v;
+      const p = producer.get(v);
+      if (p?.opType !== 'Transpose' && p?.opType !== 'Gather') return undefined;
+      v = p.inputs[0];
+    }
+    return undefined;
+  };
+  // (value, zero point) input positions whose shifts cancel.
+  const pairs: Record<string, readonly [number, number]> = { MatMulInteger: [1, 3], DequantizeLinear: [0, 2] };
+  const shifted = new Set<string>();
+  for (const n of nodes.filter((x) => x.opType === 'MatMulInteger')) {
+    const [weights, zeroPoint] = [source(n.inputs[1]), source(n.inputs[3])];
+    if (weights && zeroPoint) shifted.add(weights).add(zeroPoint);
+  }
+  // Close over the readers: a shifted tensor's partner in a pair is shifted too.
+  for (let grown = true; grown; ) {
+    grown = false;
+    for (const n of nodes) {
+      for (const [at, input] of n.inputs.entries()) {
+        const from = source(input);
+        if (!from || !shifted.has(from)) continue;
+        if ((n.opType === 'Transpose' || n.opType === 'Gather') && at === 0) continue; // its output is checked as a reader's input
+        const pair = pairs[n.opType];
+        if (!pair?.includes(at)) refuse(`${from} (shifted to int8) is read by ${n.opType} ${n.name}`);
+        const partner = source(n.inputs[pair[0] === at ? pair[1] : pair[0]]);
+        if (!partner) refuse(`${n.name}: ${from} is shifted but its partner is not an initializer`);
+        if (!shifted.has(partner)) {
+          shifted.add(partner);
+          grown = true;
+        }
+      }
+    }
+  }
+  for (const out of graphOutputs) if (shifted.has(source(out) ?? '')) refuse(`${out} (shifted to int8) is a graph output`);
+  const replaced = new Map<string, WireField>();
+  for (const name of shifted) {
+    const fields = decodeMessage((initializers.get(name) as WireField).data);
+    const dataType = fields.find((f) => f.no === TENSOR.dataType)?.data[0];
+    if (dataType === DATA_TYPE.int8) continue;
+    if (dataType !== DATA_TYPE.uint8) refuse(`${name} is neither uint8 nor int8`);
+    const stored = fields.find((f) => f.no === TENSOR.rawData)?.data;
+    const raw = stored ? new Uint8Array(stored) : Uint8Array.from(tensorValues(fields).values);
+    // u − 128 as int8 has the bit pattern u XOR 0x80.
+    for (let i = 0; i < raw.length; i++) raw[i] = (raw[i] as number) ^ 0x80;
+    const dims = fields.filter((f) => f.no === TENSOR.dims).map((f) => Number(varints(f.data)[0]));
+    replaced.set(name, tensor(name, DATA_TYPE.int8, dims, raw));
+  }
+  const int8Values = new Set(nodes.flatMap((n) => n.outputs).filter((o) => !initializers.has(o) && shifted.has(source(o) ?? '')));
+  return { initializers: replaced, int8Values };
+}
+
+function graphOutputNames(graph: readonly WireField[]): Set<string> {
+  return new Set(graph.filter((f) => f.no === GRAPH.output).flatMap((f) => strings(decodeMessage(f.data), ONNX.valueInfo.name)));
 }
 
 function int64Tensor(name: string, values: readonly number[]): WireField {
@@ -263,9 +316,7 @@ function attributeInts(node: OnnxNode, name: string): number[] {
 
 /** Drops nodes whose outputs nobody reads (the float weights the rewrite no longer needs). */
 function pruneDeadNodes(nodes: OnnxNode[], graph: readonly WireField[]): OnnxNode[] {
-  const graphOutputs = new Set(
-    graph.filter((f) => f.no === GRAPH.output).flatMap((f) => strings(decodeMessage(f.data), ONNX.valueInfo.name)),
-  );
+  const graphOutputs = graphOutputNames(graph);
   let live = nodes;
   for (;;) {
     const read = new Set([...live.flatMap((n) => n.inputs), ...graphOutputs]);

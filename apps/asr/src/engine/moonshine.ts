@@ -33,8 +33,12 @@ export interface MoonshineOptions {
   readonly intraOpNumThreads?: number;
   /**
    * How the decoder runs (the older ones only to benchmark against, docs/benchmarks.md):
-   * - `split-int8` (default): the merged decoder split into a first-step and a later-step
-   *   graph, output projection in int8 (decoder-graph.ts);
+   * - `split-signed-first`: `split-int8` with the first-step graph's int8 weights shifted from
+   *   uint8 to int8 (same numbers, the CPU's VNNI int8 kernels, as the encoder's `signed`); the
+   *   default where the CPU has VNNI (`hasInt8DotProduct`);
+   * - `split-signed`: both graphs shifted (later steps measured no faster, docs/benchmarks.md);
+   * - `split-int8`: the merged decoder split into a first-step and a later-step graph, output
+   *   projection in int8 (decoder-graph.ts); the default elsewhere;
    * - `folded`: the merged decoder, its quantized constant weights dequantized once at load;
    * - `merged`: the merged decoder as shipped (a DequantizeLinear of the projection on every token).
    */
@@ -49,8 +53,12 @@ export interface MoonshineOptions {
   readonly encoder?: EncoderVariant;
 }
 
-export type DecoderVariant = 'split-int8' | 'folded' | 'merged';
+export type DecoderVariant = 'split-signed-first' | 'split-signed' | 'split-int8' | 'folded' | 'merged';
 export type EncoderVariant = 'as-shipped' | 'signed' | 'signed-conv2';
+
+export function defaultDecoderVariant(): DecoderVariant {
+  return hasInt8DotProduct() ? 'split-signed-first' : 'split-int8';
+}
 
 export function defaultEncoderVariant(): EncoderVariant {
   return hasInt8DotProduct() ? 'signed' : 'as-shipped';
@@ -81,7 +89,7 @@ export class Moonshine {
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
     };
-    const variant = options.decoder ?? 'split-int8';
+    const variant = options.decoder ?? defaultDecoderVariant();
     // The decoder's output projection (the tied embedding, 288 × 32768) is stored as uint8
     // behind a DequantizeLinear that onnxruntime keeps for QDQ-aware providers, so every token
     // dequantized 9.4 M weights again (~60 % of a step, profiled). With QDQ handling off,
@@ -89,8 +97,12 @@ export class Moonshine {
     // removes that node altogether (docs/benchmarks.md).
     const decoderOptions = variant === 'merged' ? sessionOptions : { ...sessionOptions, extra: { session: { disable_quant_qdq: '1' } } };
     const loadDecoder = async (): Promise<DecoderSessions> => {
-      if (variant !== 'split-int8') return { merged: await ort.InferenceSession.create(options.decoderPath, decoderOptions) };
-      const split = splitMergedDecoder(await readFile(options.decoderPath), { int8Projection: true });
+      if (variant === 'merged' || variant === 'folded')
+        return { merged: await ort.InferenceSession.create(options.decoderPath, decoderOptions) };
+      const split = splitMergedDecoder(await readFile(options.decoderPath), {
+        int8Projection: true,
+        signedSteps: variant === 'split-signed' ? ['first', 'later'] : variant === 'split-signed-first' ? ['first'] : [],
+      });
       const [first, later] = await Promise.all([
         ort.InferenceSession.create(split.first, decoderOptions),
         ort.InferenceSession.create(split.later, decoderOptions),
