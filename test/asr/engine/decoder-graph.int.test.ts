@@ -21,6 +21,7 @@ import {
 import { upsample2x } from '../../../apps/asr/src/engine/upsample.js';
 import { mulawToFloat32 } from '../../../apps/shared/src/audio/mulaw.js';
 import { generateTestAudio } from '../../../scripts/test-audio/corpus.js';
+import { corpusUtterances } from '../support/corpus-utterances.js';
 
 // The real Moonshine decoder: the wire codec must carry the 20 MB model over unchanged, the
 // split graphs must compute what the merged one computes (bit for bit without the int8
@@ -30,18 +31,6 @@ t.setTimeout(300_000);
 
 const options = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' } as const;
 const LAYERS = 6;
-
-function corpusUtterances(): { label: string; audio: Float32Array }[] {
-  const corpus = generateTestAudio(process.env.EARSHOT_TEST_AUDIO_DIR);
-  return (['customer', 'agent'] as const).flatMap((role) => {
-    const track = corpus.call.tracks[role];
-    const mulaw = new Uint8Array(readFileSync(track.mulaw));
-    return track.utterances.map((u, i) => ({
-      label: `${role} #${i + 1}`,
-      audio: upsample2x(mulawToFloat32(mulaw.subarray((u.startMs - 500) * 8, (u.endMs + 200) * 8))),
-    }));
-  });
-}
 
 /** Data types of a model's initializers, and the nodes of its graph. */
 function describe(model: Uint8Array) {

@@ -5,9 +5,7 @@ import { hasInt8DotProduct, rewriteEncoder } from '../../../apps/asr/src/engine/
 import { defaultModelsDir, ensureModels } from '../../../apps/asr/src/engine/model-files.js';
 import { Moonshine } from '../../../apps/asr/src/engine/moonshine.js';
 import { decodeMessage, initializerName, ONNX, parseNode } from '../../../apps/asr/src/engine/protobuf-wire.js';
-import { upsample2x } from '../../../apps/asr/src/engine/upsample.js';
-import { mulawToFloat32 } from '../../../apps/shared/src/audio/mulaw.js';
-import { generateTestAudio } from '../../../scripts/test-audio/corpus.js';
+import { corpusUtterances } from '../support/corpus-utterances.js';
 
 // The real Moonshine encoder, rewritten at load (encoder-graph.ts): with signed weights it must
 // compute what the downloaded encoder computes and read the corpus call the same way; the int8
@@ -15,18 +13,6 @@ import { generateTestAudio } from '../../../scripts/test-audio/corpus.js';
 t.setTimeout(300_000);
 
 const options = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' } as const;
-
-function corpusUtterances(): { label: string; audio: Float32Array }[] {
-  const corpus = generateTestAudio(process.env.EARSHOT_TEST_AUDIO_DIR);
-  return (['customer', 'agent'] as const).flatMap((role) => {
-    const track = corpus.call.tracks[role];
-    const mulaw = new Uint8Array(readFileSync(track.mulaw));
-    return track.utterances.map((u, i) => ({
-      label: `${role} #${i + 1}`,
-      audio: upsample2x(mulawToFloat32(mulaw.subarray((u.startMs - 500) * 8, (u.endMs + 200) * 8))),
-    }));
-  });
-}
 
 /** Data type of each MatMulInteger weight and each Conv, by name. */
 function describe(model: Uint8Array) {
