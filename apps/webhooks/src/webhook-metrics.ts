@@ -28,6 +28,15 @@ export function webhookMetrics(runtime: Runtime) {
           registers,
         }),
     ),
+    refetched: once(
+      'earshot_webhook_refetched_total',
+      () =>
+        new Counter({
+          name: 'earshot_webhook_refetched_total',
+          help: 'Utterance records Kafka handed over again that this process already held (a consumer restarted in place): not sent twice',
+          registers,
+        }),
+    ),
     endOfSpeechToDelivered: once(
       'earshot_webhook_end_of_speech_to_delivered_seconds',
       () =>

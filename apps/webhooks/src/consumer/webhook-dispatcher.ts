@@ -153,6 +153,14 @@ export async function startWebhookDispatcher(
     const state = partitions.get(batch.partition);
     if (!state || stopping) return; // revoked, or shutting down: left uncommitted for the next owner
     for (const record of batch.records as LogRecord<UtteranceRecognized>[]) {
+      // A consumer restarted in place (kafkajs does so after a broker outage) fetches again from
+      // the last committed offset. This process still holds those records (queued, in flight,
+      // or settled and waiting for the commit, e.g. while their outcome waits for Kafka to come
+      // back), so handling them again would only POST them twice.
+      if (state.lastOffset !== null && record.offset <= state.lastOffset) {
+        metrics.refetched.inc();
+        continue;
+      }
       const event = record.value;
       state.outstanding.push(record.offset);
       state.lastOffset = record.offset;
