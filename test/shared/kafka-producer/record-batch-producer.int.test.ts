@@ -8,6 +8,7 @@ import { isEarshotError } from '../../../apps/shared/src/errors.js';
 import { TOPICS } from '../../../apps/shared/src/topics.js';
 import { kafkaEventLog, testConfig } from '../../support/infra.js';
 import { randomSuffix } from '../../support/wait.js';
+import { kafkajsPartition } from './kafkajs-partition.js';
 
 // Our producer against the real broker: kafkajs (an independent client) reads what it wrote.
 const brokers = testConfig.EARSHOT_KAFKA_BROKERS.split(',');
@@ -92,18 +93,10 @@ t.test('records land in the partition kafkajs would choose, with their bytes, ti
   }
   const read = await readAll(topic);
   t.equal(read.length, sent.length, 'every record once');
-  const partitioner = kafkajs.Partitioners.DefaultPartitioner();
-  const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({
-    partitionId,
-    leader: 1,
-    partitionErrorCode: 0,
-    replicas: [1],
-    isr: [1],
-  }));
   let wrongPartition = 0;
   let wrongOrder = 0;
   for (const key of keys) {
-    const expected = partitioner({ topic, partitionMetadata, message: { key, value: null } });
+    const expected = kafkajsPartition(key, partitions);
     const ofKey = read.filter((r) => r.key === key);
     if (ofKey.some((r) => r.partition !== expected)) wrongPartition++;
     const want = sent.filter((s) => s.key === key);
