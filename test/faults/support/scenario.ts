@@ -105,13 +105,14 @@ export async function runScenario(
   const final = await topology.stored(callSid);
   watching = false;
   await watcher;
-  const posts = topology.posted(callSid);
-  const distinctPosts = new Set(posts.map((p) => `${p.sender.role}:${p.autotranscribeResponse.start}`)).size;
   // The webhooks consumer recovers from an outage on its own schedule (kafkajs restarts it with
   // backoff), so it may still be working through the call when the store is done: wait until every
   // stored utterance has reached the receiver or has a final outcome, or 60 s have passed.
   const webhookMissing =
     (topology.processes.get('webhooks')?.length ?? 0) > 0 ? await settledDeliveries(topology, callSid, final, 60_000) : undefined;
+  // Counted after the webhooks settled (above), not before: late deliveries are deliveries.
+  const posts = topology.posted(callSid);
+  const distinctPosts = new Set(posts.map((p) => `${p.sender.role}:${p.autotranscribeResponse.start}`)).size;
   const outcome: Outcome = {
     scenario,
     calls: options.calls ?? 1,
