@@ -52,16 +52,21 @@ export function encodeProduceRequest(request: ProduceRequest): Buffer {
   let size = 4 + 2 + 2 + 4 + 2 + request.clientId.length + 2 + 2 + 4 + 4 + 2 + request.topic.length + 4;
   const batchSizes: number[] = new Array(partitions.length);
   const bases: number[] = new Array(partitions.length);
+  // Each record's body size, kept from pass 1 for its length prefix in pass 2.
+  const bodySizes: number[][] = new Array(partitions.length);
   for (let p = 0; p < partitions.length; p++) {
     const records = (partitions[p] as PartitionRecords).records;
     if (records.length === 0) throw new RangeError('a partition needs at least one record');
     let base = Number.POSITIVE_INFINITY;
     for (const r of records) if (r.timestampMs < base) base = r.timestampMs;
     let batch = BATCH_HEADER;
+    const bodies: number[] = new Array(records.length);
     for (let i = 0; i < records.length; i++) {
       const body = recordBodySize(records[i] as EncodedRecord, i, base);
+      bodies[i] = body;
       batch += varintSize(body * 2) + body;
     }
+    bodySizes[p] = bodies;
     batchSizes[p] = batch;
     bases[p] = base;
     size += 4 + 4 + batch;
@@ -107,7 +112,7 @@ export function encodeProduceRequest(request: ProduceRequest): Buffer {
     o = out.writeInt32BE(records.length, o);
     for (let i = 0; i < records.length; i++) {
       const r = records[i] as EncodedRecord;
-      o = writeVarint(out, recordBodySize(r, i, base) * 2, o);
+      o = writeVarint(out, ((bodySizes[p] as number[])[i] as number) * 2, o);
       out[o++] = 0; // record attributes
       o = writeVarint(out, (r.timestampMs - base) * 2, o);
       o = writeVarint(out, i * 2, o);
