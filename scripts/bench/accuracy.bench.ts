@@ -15,7 +15,7 @@ import type { BenchResult } from './run.js';
  * and with white Gaussian noise at `--snr` dB (speech power over noise power, added to the
  * telephone-band PCM before mu-law encoding, fixed `--seed`).
  *
- *   npm run bench -- accuracy [--snr 15] [--seed 1] [--workers 1] [--min-silence-ms N] [--trailing-pad-ms N] [--pad-ms N] [--sentence-end-ms N]
+ *   npm run bench -- accuracy [--snr 15] [--seed 1] [--workers 1] [--min-silence-ms N] [--trailing-pad-ms N] [--silence-pad-ms N] [--pad-ms N] [--sentence-end-ms N]
  *
  * Endpointing defaults unless overridden (the same options `earshot start` and
  * `earshot transcribe` use, so WER here is the WER of the live path's endpointing).
@@ -35,6 +35,7 @@ export async function run(args: string[]): Promise<BenchResult> {
     minSilenceMs: option('min-silence-ms', DEFAULT_ENDPOINTING.minSilenceMs),
     speechPadMs: option('pad-ms', DEFAULT_ENDPOINTING.speechPadMs),
     trailingPadMs: option('trailing-pad-ms', DEFAULT_ENDPOINTING.trailingPadMs),
+    silencePadMs: option('silence-pad-ms', DEFAULT_ENDPOINTING.silencePadMs),
     sentenceEndSilenceMs: option('sentence-end-ms', DEFAULT_ENDPOINTING.sentenceEndSilenceMs),
   };
   const paths = await ensureModels(process.env.EARSHOT_MODELS_DIR ?? defaultModelsDir());
@@ -100,7 +101,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   await engine.close();
 
   return {
-    title: `Accuracy: WER of Moonshine tiny (quantized) + Silero VAD v5, offline path, 8 kHz mu-law telephone channel, clean and with white noise at ${snr} dB SNR; endpointing: min silence ${endpointing.minSilenceMs} ms, padding ${endpointing.speechPadMs} ms before / ${endpointing.trailingPadMs} ms after speech, sentence end ${endpointing.sentenceEndSilenceMs || 'off'}`,
+    title: `Accuracy: WER of Moonshine tiny (quantized) + Silero VAD v5, offline path, 8 kHz mu-law telephone channel, clean and with white noise at ${snr} dB SNR; endpointing: min silence ${endpointing.minSilenceMs} ms, padding ${endpointing.speechPadMs} ms before / ${endpointing.trailingPadMs} ms after speech (+ ${endpointing.silencePadMs} ms of silence), sentence end ${endpointing.sentenceEndSilenceMs || 'off'}`,
     columns: ['set', 'source', 'files', 'ref words', 'utterances (clean)', 'WER clean %', `WER ${snr} dB SNR %`],
     rows,
     notes: [

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { startApi } from '../../apps/api/main.js';
 import { startAsrApp } from '../../apps/asr/main.js';
-import { DEFAULT_ENDPOINTING, endpointOptions } from '../../apps/asr/src/engine/endpointer.js';
+import { DEFAULT_ENDPOINTING, endpointingFromConfig, endpointOptions } from '../../apps/asr/src/engine/endpointer.js';
 import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
 import { createMoonshineEngine } from '../../apps/asr/src/engine/moonshine-engine.js';
 import type { SpeechEngine } from '../../apps/asr/src/engine/speech-engine.port.js';
@@ -27,7 +27,7 @@ import { dropNamespace } from './support/namespace.js';
  * `earshot infra`, in a Kafka namespace of the run's own (deleted after).
  *
  *   npm run bench -- latency [--calls 1,10] [--speed 1] [--workers N] [--seed 1] [--dump samples.json]
- *                            [--min-silence-ms N] [--trailing-pad-ms N] [--sentence-end-ms N] [--no-speculate]
+ *                            [--min-silence-ms N] [--trailing-pad-ms N] [--silence-pad-ms N] [--speculate-after-ms N] [--sentence-end-ms N] [--no-speculate]
  *
  * Without the endpointing options the asr runs exactly as `earshot start` builds it (config
  * and engine defaults); with them (A/B runs) the engine gets those endpointing overrides.
@@ -52,7 +52,7 @@ interface Options {
   readonly calls: readonly number[];
   readonly speed: number;
   readonly workers: number | undefined;
-  readonly endpointing: { minSilenceMs?: number; trailingPadMs?: number; sentenceEndSilenceMs?: number };
+  readonly endpointing: { minSilenceMs?: number; trailingPadMs?: number; silencePadMs?: number; speculateAfterMs?: number; sentenceEndSilenceMs?: number };
   readonly speculate: boolean;
   readonly seed: number;
   /** Writes every sample (per utterance) of every step to this JSON file. */
@@ -72,6 +72,8 @@ function parse(args: readonly string[]): Options {
   const endpointing = {
     ...(number('min-silence-ms') !== undefined ? { minSilenceMs: number('min-silence-ms') } : {}),
     ...(number('trailing-pad-ms') !== undefined ? { trailingPadMs: number('trailing-pad-ms') } : {}),
+    ...(number('silence-pad-ms') !== undefined ? { silencePadMs: number('silence-pad-ms') } : {}),
+    ...(number('speculate-after-ms') !== undefined ? { speculateAfterMs: number('speculate-after-ms') } : {}),
     ...(number('sentence-end-ms') !== undefined ? { sentenceEndSilenceMs: number('sentence-end-ms') } : {}),
   };
   return {
@@ -153,7 +155,7 @@ export async function run(args: string[]): Promise<BenchResult> {
           modelsDir: config.EARSHOT_MODELS_DIR,
           workers: config.EARSHOT_ASR_WORKERS,
           maxQueue: config.EARSHOT_ASR_MAX_QUEUE,
-          endpointing: o.endpointing,
+          endpointing: { ...endpointingFromConfig(config), ...o.endpointing },
           speculate: o.speculate,
         })
       : undefined;
@@ -212,11 +214,11 @@ export async function run(args: string[]): Promise<BenchResult> {
     await dropNamespace(namespace, progress);
   }
 
-  const ep = endpointOptions(DEFAULT_ENDPOINTING, o.endpointing);
+  const ep = endpointOptions(DEFAULT_ENDPOINTING, { ...endpointingFromConfig(config), ...o.endpointing });
   const cell = (values: number[], p: number) => Math.round(pct(values, p));
   const pair = (values: number[]) => `${cell(values, 0.5)} / ${cell(values, 0.95)}`;
   return {
-    title: `End to end latency: N concurrent two-party calls at ${o.speed}x real time through api + ingest + asr (Moonshine tiny, ${describe}; endpointing min silence ${ep.minSilenceMs} ms, trailing pad ${ep.trailingPadMs} ms, sentence end ${ep.sentenceEndSilenceMs || 'off'}, speculation ${o.speculate && ep.trailingPadMs < ep.minSilenceMs ? 'on' : 'off'}) in one process on real Kafka`,
+    title: `End to end latency: N concurrent two-party calls at ${o.speed}x real time through api + ingest + asr (Moonshine tiny, ${describe}; ingest chunks ${config.EARSHOT_INGEST_CHUNK_MS} ms; endpointing min silence ${ep.minSilenceMs} ms, trailing pad ${ep.trailingPadMs} ms + ${ep.silencePadMs} ms of silence, sentence end ${ep.sentenceEndSilenceMs || 'off'}, speculation ${o.speculate && Math.max(ep.trailingPadMs, ep.speculateAfterMs) < ep.minSilenceMs ? `after ${Math.max(ep.trailingPadMs, ep.speculateAfterMs)} ms` : 'off'}) in one process on real Kafka`,
     columns: [
       'calls',
       'utterances (events / scripted)',

@@ -91,6 +91,8 @@ export const configSchema = z
     // Shorter silence = sooner text but more sentences split (WER in docs/benchmarks.md).
     EARSHOT_ASR_MIN_SILENCE_MS: z.coerce.number().int().min(100).max(5000).optional(),
     EARSHOT_ASR_TRAILING_PAD_MS: z.coerce.number().int().min(0).max(5000).optional(),
+    // Silence appended to each utterance's audio for the model (not waited for: the decode starts sooner).
+    EARSHOT_ASR_SILENCE_PAD_MS: z.coerce.number().int().min(0).max(5000).optional(),
     // A pause this long ends an utterance whose text ends a sentence (0: off); others wait for the min silence.
     EARSHOT_ASR_SENTENCE_END_SILENCE_MS: z.coerce.number().int().min(0).max(5000).optional(),
     // How long the asr waits after a stop command for audio ingest received before the stop but

@@ -24,7 +24,7 @@ function segments(probs: readonly number[], override: Parameters<typeof endpoint
 const run = (value: number, windows: number) => Array.from({ length: windows }, () => value);
 
 t.test('endpointer: speech between silences gives one segment at window boundaries', async (t) => {
-  // 10 windows silence, 40 speech, 30 silence (960 ms > 500 ms min silence).
+  // 10 windows silence, 40 speech, 30 silence (960 ms > 400 ms min silence).
   const out = segments([...run(0.05, 10), ...run(0.9, 40), ...run(0.05, 30)]);
   t.same(out, [{ start: 10 * W, end: 50 * W, endpoint: 'silence' }]);
 });

@@ -44,6 +44,7 @@ export class VadRecognizerStream implements RecognizerStream {
   private readonly audio: SampleBuffer;
   private readonly pad: number;
   private readonly trailingPad: number;
+  private readonly silencePad: number;
   /** Pause length (samples) at which to speculate; Infinity when speculation cannot help. */
   private readonly speculateAt: number;
   private speculation: Speculation | undefined;
@@ -73,7 +74,9 @@ export class VadRecognizerStream implements RecognizerStream {
   ) {
     this.pad = Math.round(options.speechPadMs * SAMPLES_PER_MS);
     this.trailingPad = Math.round(options.trailingPadMs * SAMPLES_PER_MS);
-    this.speculateAt = options.trailingPadMs < options.minSilenceMs ? this.trailingPad : Number.POSITIVE_INFINITY;
+    this.silencePad = Math.round(options.silencePadMs * SAMPLES_PER_MS);
+    const speculateAfterMs = Math.max(options.trailingPadMs, options.speculateAfterMs);
+    this.speculateAt = speculateAfterMs < options.minSilenceMs ? Math.round(speculateAfterMs * SAMPLES_PER_MS) : Number.POSITIVE_INFINITY;
     this.sentenceEndAt =
       options.sentenceEndSilenceMs > 0 ? Math.round(options.sentenceEndSilenceMs * SAMPLES_PER_MS) : Number.POSITIVE_INFINITY;
     this.endpointer = new Endpointer(options, VAD_WINDOW);
@@ -183,7 +186,7 @@ export class VadRecognizerStream implements RecognizerStream {
       recognition = speculated.job.result;
     } else {
       this.dropSpeculation();
-      recognition = recognizeWhenAdmitted(this.backend, this.audio.copy(from, to), maxTokensFor((to - from) / 8000));
+      recognition = recognizeWhenAdmitted(this.backend, this.modelInput(from, to), maxTokensFor((to - from) / 8000));
     }
     const utterance = recognition.then((recognition) => {
       if (recognition.text === '') return undefined;
@@ -220,7 +223,7 @@ export class VadRecognizerStream implements RecognizerStream {
     const from = Math.max(pause.start - this.pad, this.lastAudioEnd, this.audio.start);
     const to = pause.end + this.trailingPad;
     if (to > this.audio.end) return;
-    const job = this.backend.speculate(this.audio.copy(from, to), maxTokensFor((to - from) / 8000));
+    const job = this.backend.speculate(this.modelInput(from, to), maxTokensFor((to - from) / 8000));
     if (job) this.speculation = { start: pause.start, end: pause.end, from, to, job };
   }
 
@@ -241,7 +244,7 @@ export class VadRecognizerStream implements RecognizerStream {
     let current = this.speculation;
     if (!current || current.start !== pause.start || current.end !== pause.end || current.from !== from || current.to !== to) {
       this.dropSpeculation();
-      const result = recognizeWhenAdmitted(this.backend, this.audio.copy(from, to), maxTokensFor((to - from) / 8000));
+      const result = recognizeWhenAdmitted(this.backend, this.modelInput(from, to), maxTokensFor((to - from) / 8000));
       current = { start: pause.start, end: pause.end, from, to, job: { result, promote: () => {}, cancel: () => {} } };
       this.speculation = current;
     } else {
@@ -249,6 +252,14 @@ export class VadRecognizerStream implements RecognizerStream {
     }
     const text = (await current.job.result).text;
     return endsSentence(text) ? this.endpointer.endAtPause() : undefined;
+  }
+
+  /** The utterance's audio [from, to) as the model gets it: with `silencePadMs` of zeros after it. */
+  private modelInput(from: number, to: number): Float32Array {
+    if (this.silencePad === 0) return this.audio.copy(from, to);
+    const input = new Float32Array(to - from + this.silencePad);
+    input.set(this.audio.view(from, to));
+    return input;
   }
 
   private dropSpeculation(): void {

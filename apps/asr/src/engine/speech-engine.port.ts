@@ -59,6 +59,18 @@ export interface EndpointOptions {
    */
   readonly trailingPadMs: number;
   /**
+   * Digital silence appended to the model's input after the trailing audio. The model reads a
+   * word's end better with some silence after it; silence made here need not be waited for, so
+   * the decode can start sooner in the pause. 0: none.
+   */
+  readonly silencePadMs: number;
+  /**
+   * Pause length at which the speculative decode starts (never before the trailing audio is
+   * in). Sooner gives the model more of the pause; later wastes fewer decodes on pauses that
+   * do not end the utterance.
+   */
+  readonly speculateAfterMs: number;
+  /**
    * A pause this long ends the utterance early when the model's text of it ends a sentence
    * (`.`, `?`, `!`); other pauses still need `minSilenceMs`. The stream decides from the text of
    * exactly the audio the utterance would get, and reads no further audio until it knows, so
