@@ -15,7 +15,7 @@ import type { BenchResult } from './run.js';
  * and with white Gaussian noise at `--snr` dB (speech power over noise power, added to the
  * telephone-band PCM before mu-law encoding, fixed `--seed`).
  *
- *   npm run bench -- accuracy [--snr 15] [--seed 1] [--workers 1] [--min-silence-ms N] [--trailing-pad-ms N] [--silence-pad-ms N] [--pad-ms N] [--sentence-end-ms N]
+ *   npm run bench -- accuracy [--snr 15] [--seed 1] [--workers 1] [--min-silence-ms N] [--trailing-pad-ms N] [--silence-pad-ms N] [--pad-ms N] [--sentence-end-ms N] [--negative-threshold P]
  *
  * Endpointing defaults unless overridden (the same options `earshot start` and
  * `earshot transcribe` use, so WER here is the WER of the live path's endpointing).
@@ -32,6 +32,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   const seed = option('seed', 1);
   const workers = option('workers', 1);
   const endpointing = {
+    negativeThreshold: option('negative-threshold', DEFAULT_ENDPOINTING.negativeThreshold),
     minSilenceMs: option('min-silence-ms', DEFAULT_ENDPOINTING.minSilenceMs),
     speechPadMs: option('pad-ms', DEFAULT_ENDPOINTING.speechPadMs),
     trailingPadMs: option('trailing-pad-ms', DEFAULT_ENDPOINTING.trailingPadMs),
@@ -101,7 +102,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   await engine.close();
 
   return {
-    title: `Accuracy: WER of Moonshine tiny (quantized) + Silero VAD v5, offline path, 8 kHz mu-law telephone channel, clean and with white noise at ${snr} dB SNR; endpointing: min silence ${endpointing.minSilenceMs} ms, padding ${endpointing.speechPadMs} ms before / ${endpointing.trailingPadMs} ms after speech (+ ${endpointing.silencePadMs} ms of silence), sentence end ${endpointing.sentenceEndSilenceMs || 'off'}`,
+    title: `Accuracy: WER of Moonshine tiny (quantized) + Silero VAD v5, offline path, 8 kHz mu-law telephone channel, clean and with white noise at ${snr} dB SNR; endpointing: min silence ${endpointing.minSilenceMs} ms (below speech probability ${endpointing.negativeThreshold}), padding ${endpointing.speechPadMs} ms before / ${endpointing.trailingPadMs} ms after speech (+ ${endpointing.silencePadMs} ms of silence), sentence end ${endpointing.sentenceEndSilenceMs || 'off'}`,
     columns: ['set', 'source', 'files', 'ref words', 'utterances (clean)', 'WER clean %', `WER ${snr} dB SNR %`],
     rows,
     notes: [

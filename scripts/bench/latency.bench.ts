@@ -52,7 +52,13 @@ interface Options {
   readonly calls: readonly number[];
   readonly speed: number;
   readonly workers: number | undefined;
-  readonly endpointing: { minSilenceMs?: number; trailingPadMs?: number; silencePadMs?: number; speculateAfterMs?: number; sentenceEndSilenceMs?: number };
+  readonly endpointing: {
+    minSilenceMs?: number;
+    trailingPadMs?: number;
+    silencePadMs?: number;
+    speculateAfterMs?: number;
+    sentenceEndSilenceMs?: number;
+  };
   readonly speculate: boolean;
   readonly seed: number;
   /** Writes every sample (per utterance) of every step to this JSON file. */

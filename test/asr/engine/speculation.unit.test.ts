@@ -204,7 +204,15 @@ t.test('silence padding: the model gets the speech and zeros after it, and the s
   const options = endpointOptions(DEFAULT_ENDPOINTING, { minSilenceMs: 400, trailingPadMs: 0, silencePadMs: 200, speculateAfterMs: 160 });
   // A pause of 128 ms (< 160) starts no speculation; the one of 192 ms does, and is cancelled
   // when speech resumes; the final pause is confirmed and its speculation published.
-  const call = audio(['silence', 320], ['speech', 640], ['silence', 128], ['speech', 640], ['silence', 192], ['speech', 640], ['silence', 800]);
+  const call = audio(
+    ['silence', 320],
+    ['speech', 640],
+    ['silence', 128],
+    ['speech', 640],
+    ['silence', 192],
+    ['speech', 640],
+    ['silence', 800],
+  );
   const { backend, decodes } = fakeBackend();
   const got = await run(backend, call, options);
   t.same(

@@ -62,7 +62,15 @@ export function endpointOptions(base: EndpointOptions, override: Partial<Endpoin
   if (!(o.threshold > 0 && o.threshold < 1)) throw bad(`threshold must be in (0, 1), not ${o.threshold}`);
   if (!(o.negativeThreshold > 0 && o.negativeThreshold <= o.threshold))
     throw bad(`negativeThreshold must be in (0, threshold], not ${o.negativeThreshold}`);
-  for (const key of ['minSilenceMs', 'speechPadMs', 'trailingPadMs', 'silencePadMs', 'speculateAfterMs', 'minSpeechMs', 'sentenceEndSilenceMs'] as const)
+  for (const key of [
+    'minSilenceMs',
+    'speechPadMs',
+    'trailingPadMs',
+    'silencePadMs',
+    'speculateAfterMs',
+    'minSpeechMs',
+    'sentenceEndSilenceMs',
+  ] as const)
     if (!(o[key] >= 0 && o[key] <= 10_000)) throw bad(`${key} must be 0..10000, not ${o[key]}`);
   if (o.sentenceEndSilenceMs !== 0 && !(o.sentenceEndSilenceMs >= o.trailingPadMs && o.sentenceEndSilenceMs < o.minSilenceMs))
     throw bad(
