@@ -87,12 +87,15 @@ export const configSchema = z
     EARSHOT_ASR_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
     EARSHOT_ASR_MAX_QUEUE: z.coerce.number().int().min(1).max(10_000).default(64),
     // Endpointing (issue 8), for `earshot start` and `earshot transcribe` alike; unset = the
-    // engine's defaults (apps/asr/src/engine/endpointer.ts: 500 ms silence, 200 ms trailing pad).
+    // engine's defaults (apps/asr/src/engine/endpointer.ts: 400 ms silence, 200 ms of made silence after the speech).
     // Shorter silence = sooner text but more sentences split (WER in docs/benchmarks.md).
     EARSHOT_ASR_MIN_SILENCE_MS: z.coerce.number().int().min(100).max(5000).optional(),
     EARSHOT_ASR_TRAILING_PAD_MS: z.coerce.number().int().min(0).max(5000).optional(),
     // Silence appended to each utterance's audio for the model (not waited for: the decode starts sooner).
     EARSHOT_ASR_SILENCE_PAD_MS: z.coerce.number().int().min(0).max(5000).optional(),
+    // Pause length at which a decode starts before the endpoint is confirmed: sooner = text
+    // sooner under load, later = fewer decodes thrown away when speech resumes.
+    EARSHOT_ASR_SPECULATE_AFTER_MS: z.coerce.number().int().min(0).max(5000).optional(),
     // A pause this long ends an utterance whose text ends a sentence (0: off); others wait for the min silence.
     EARSHOT_ASR_SENTENCE_END_SILENCE_MS: z.coerce.number().int().min(0).max(5000).optional(),
     // How long the asr waits after a stop command for audio ingest received before the stop but

@@ -143,3 +143,21 @@ t.test('WER: normalisation spells digits and ignores case and punctuation', asyn
     0.25,
   );
 });
+
+t.test('endpointing settings come from the config; bad values are refused by name', async (t) => {
+  const { loadEarshotConfig } = await import('../../../apps/shared/src/config.js');
+  const { endpointingFromConfig } = await import('../../../apps/asr/src/engine/endpointer.js');
+  const config = loadEarshotConfig({
+    env: { EARSHOT_ASR_MIN_SILENCE_MS: '450', EARSHOT_ASR_SILENCE_PAD_MS: '150', EARSHOT_ASR_SPECULATE_AFTER_MS: '100' },
+  });
+  t.same(endpointingFromConfig(config), { minSilenceMs: 450, silencePadMs: 150, speculateAfterMs: 100 });
+  t.same(endpointingFromConfig(loadEarshotConfig({ env: {} })), {}, 'unset: the engine defaults');
+  t.throws(() => loadEarshotConfig({ env: { EARSHOT_ASR_SILENCE_PAD_MS: '-1' } }), /EARSHOT_ASR_SILENCE_PAD_MS/);
+  t.throws(() => loadEarshotConfig({ env: { EARSHOT_ASR_SPECULATE_AFTER_MS: 'soon' } }), /EARSHOT_ASR_SPECULATE_AFTER_MS/);
+  t.match(
+    endpointOptions(DEFAULT_ENDPOINTING),
+    { minSilenceMs: 400, trailingPadMs: 0, silencePadMs: 200, speculateAfterMs: 150 },
+    'the defaults measured in docs/benchmarks.md (change 9)',
+  );
+  t.throws(() => endpointOptions(DEFAULT_ENDPOINTING, { silencePadMs: -5 }), /silencePadMs must be 0..10000, not -5/);
+});

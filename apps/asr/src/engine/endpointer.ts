@@ -42,6 +42,7 @@ export function endpointingFromConfig(config: {
   readonly EARSHOT_ASR_MIN_SILENCE_MS?: number | undefined;
   readonly EARSHOT_ASR_TRAILING_PAD_MS?: number | undefined;
   readonly EARSHOT_ASR_SILENCE_PAD_MS?: number | undefined;
+  readonly EARSHOT_ASR_SPECULATE_AFTER_MS?: number | undefined;
   readonly EARSHOT_ASR_SENTENCE_END_SILENCE_MS?: number | undefined;
 }): Partial<EndpointOptions> {
   return {
@@ -51,6 +52,7 @@ export function endpointingFromConfig(config: {
     ...(config.EARSHOT_ASR_MIN_SILENCE_MS !== undefined ? { minSilenceMs: config.EARSHOT_ASR_MIN_SILENCE_MS } : {}),
     ...(config.EARSHOT_ASR_TRAILING_PAD_MS !== undefined ? { trailingPadMs: config.EARSHOT_ASR_TRAILING_PAD_MS } : {}),
     ...(config.EARSHOT_ASR_SILENCE_PAD_MS !== undefined ? { silencePadMs: config.EARSHOT_ASR_SILENCE_PAD_MS } : {}),
+    ...(config.EARSHOT_ASR_SPECULATE_AFTER_MS !== undefined ? { speculateAfterMs: config.EARSHOT_ASR_SPECULATE_AFTER_MS } : {}),
   };
 }
 
