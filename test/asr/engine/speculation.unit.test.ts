@@ -237,15 +237,24 @@ t.test('silence padding: the model gets the speech and zeros after it, and the s
     'the speech before them is the real audio',
   );
 
-  // The defaults: 400 ms of silence ends it, the model gets 200 ms of silence after the speech.
+  // The defaults: 500 ms of silence ends it, the model gets 200 ms of silence after the speech.
   const defaults = fakeBackend();
-  const byDefault = await run(defaults.backend, audio(['speech', 960], ['silence', 416]), endpointOptions(DEFAULT_ENDPOINTING));
-  t.match(byDefault, [{ endpoint: 'silence', endSample: 960 * MS }], 'a 416 ms pause is an endpoint by default');
-  t.equal(defaults.decodes[0]?.audio.length, (960 + 200) * MS);
-  t.same(
-    defaults.decodes.map((d) => [d.kind, d.promoted]),
-    [['speculative', true]],
+  const byDefault = await run(
+    defaults.backend,
+    audio(['speech', 960], ['silence', 416], ['speech', 640], ['silence', 512]),
+    endpointOptions(DEFAULT_ENDPOINTING),
   );
+  t.match(byDefault, [{ endpoint: 'silence', endSample: (960 + 416 + 640) * MS }], 'a 416 ms pause does not end it; 512 ms does');
+  t.equal(byDefault.length, 1);
+  t.same(
+    defaults.decodes.map((d) => [d.kind, d.promoted, d.cancelled]),
+    [
+      ['speculative', false, true],
+      ['speculative', true, false],
+    ],
+    'a speculation in each pause that reached 200 ms; the first thrown away',
+  );
+  t.equal(defaults.decodes[1]?.audio.length, (960 + 416 + 640 + 200) * MS);
 });
 
 t.test('the endpointer names the pause candidate only while the pause lasts', async (t) => {
@@ -442,6 +451,6 @@ t.test('endsSentence: . ? ! end a sentence (quotes aside); a comma or an ellipsi
 
 t.test('sentence-end silence must lie between the trailing padding and the minimum silence', async (t) => {
   t.throws(() => endpointOptions(DEFAULT_ENDPOINTING, { trailingPadMs: 200, sentenceEndSilenceMs: 100 }), /sentenceEndSilenceMs/);
-  t.throws(() => endpointOptions(DEFAULT_ENDPOINTING, { sentenceEndSilenceMs: 400 }), /sentenceEndSilenceMs/);
+  t.throws(() => endpointOptions(DEFAULT_ENDPOINTING, { sentenceEndSilenceMs: 500 }), /sentenceEndSilenceMs/);
   t.equal(endpointOptions(DEFAULT_ENDPOINTING, { sentenceEndSilenceMs: 300 }).sentenceEndSilenceMs, 300);
 });
