@@ -53,7 +53,7 @@ export interface EndpointOptions {
   /**
    * Audio kept after the detected end of speech for the model. When it is shorter than
    * `minSilenceMs`, the utterance's audio is complete before its endpoint is confirmed, so the
-   * model starts on it speculatively at that point of the pause; the text is published only if
+   * model starts on it speculatively in the pause (at `speculateAfterMs`); the text is published only if
    * the pause then lasts `minSilenceMs` (else it is thrown away and speech goes on). The output
    * is the same as without speculation; only the wait for the text shrinks.
    */
