@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { DEFAULT_ENDPOINTING } from '../../apps/asr/src/engine/endpointer.js';
+import { DEFAULT_ENDPOINTING, endpointOptions, speculationStartMs } from '../../apps/asr/src/engine/endpointer.js';
 import { defaultModelsDir, ensureModels } from '../../apps/asr/src/engine/model-files.js';
 import { createMoonshineEngine } from '../../apps/asr/src/engine/moonshine-engine.js';
 import { SileroVad, VAD_WINDOW } from '../../apps/asr/src/engine/silero-vad.js';
@@ -97,7 +97,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   const pct = (p: number) =>
     latencies.length ? (latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] as number) : Number.NaN;
   return {
-    title: `Speech engine (Moonshine tiny + Silero VAD v5): ${workers} worker(s), min silence ${endpointing.minSilenceMs} ms, padding ${endpointing.speechPadMs} ms before / ${endpointing.trailingPadMs} ms after speech, sentence end ${endpointing.sentenceEndSilenceMs || 'off'}, speculation ${speculate && (endpointing.trailingPadMs ?? 0) < (endpointing.minSilenceMs ?? 0) ? 'on' : 'off'}`,
+    title: `Speech engine (Moonshine tiny + Silero VAD v5): ${workers} worker(s), min silence ${endpointing.minSilenceMs} ms, padding ${endpointing.speechPadMs} ms before / ${endpointing.trailingPadMs} ms after speech, sentence end ${endpointing.sentenceEndSilenceMs || 'off'}, speculation ${speculate && speculationStartMs(endpointOptions(DEFAULT_ENDPOINTING, endpointing)) !== undefined ? 'on' : 'off'}`,
     columns: ['scenario', 'utterances', 'audio s', 'RTF', 'p50 latency ms', 'p90 latency ms', 'WER %'],
     rows: [
       [

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { startApi } from '../../apps/api/main.js';
 import { startAsrApp } from '../../apps/asr/main.js';
-import { DEFAULT_ENDPOINTING, endpointingFromConfig, endpointOptions } from '../../apps/asr/src/engine/endpointer.js';
+import { DEFAULT_ENDPOINTING, endpointingFromConfig, endpointOptions, speculationStartMs } from '../../apps/asr/src/engine/endpointer.js';
 import { ensureModels } from '../../apps/asr/src/engine/model-files.js';
 import { createMoonshineEngine } from '../../apps/asr/src/engine/moonshine-engine.js';
 import type { SpeechEngine } from '../../apps/asr/src/engine/speech-engine.port.js';
@@ -224,7 +224,7 @@ export async function run(args: string[]): Promise<BenchResult> {
   const cell = (values: number[], p: number) => Math.round(pct(values, p));
   const pair = (values: number[]) => `${cell(values, 0.5)} / ${cell(values, 0.95)}`;
   return {
-    title: `End to end latency: N concurrent two-party calls at ${o.speed}x real time through api + ingest + asr (Moonshine tiny, ${describe}; ingest chunks ${config.EARSHOT_INGEST_CHUNK_MS} ms; endpointing min silence ${ep.minSilenceMs} ms, trailing pad ${ep.trailingPadMs} ms + ${ep.silencePadMs} ms of silence, sentence end ${ep.sentenceEndSilenceMs || 'off'}, speculation ${o.speculate && Math.max(ep.trailingPadMs, ep.speculateAfterMs) < ep.minSilenceMs ? `after ${Math.max(ep.trailingPadMs, ep.speculateAfterMs)} ms` : 'off'}) in one process on real Kafka`,
+    title: `End to end latency: N concurrent two-party calls at ${o.speed}x real time through api + ingest + asr (Moonshine tiny, ${describe}; ingest chunks ${config.EARSHOT_INGEST_CHUNK_MS} ms; endpointing min silence ${ep.minSilenceMs} ms, trailing pad ${ep.trailingPadMs} ms + ${ep.silencePadMs} ms of silence, sentence end ${ep.sentenceEndSilenceMs || 'off'}, speculation ${o.speculate && speculationStartMs(ep) !== undefined ? `after ${speculationStartMs(ep)} ms` : 'off'}) in one process on real Kafka`,
     columns: [
       'calls',
       'utterances (events / scripted)',

@@ -83,6 +83,16 @@ export function endpointOptions(base: EndpointOptions, override: Partial<Endpoin
   return o;
 }
 
+/**
+ * Pause length (ms) at which a stream starts its speculative decode: `speculateAfterMs`, but
+ * never before the trailing audio is in; undefined (no speculation) when that is not before the
+ * endpoint, where it could not help.
+ */
+export function speculationStartMs(options: EndpointOptions): number | undefined {
+  const at = Math.max(options.trailingPadMs, options.speculateAfterMs);
+  return at < options.minSilenceMs ? at : undefined;
+}
+
 export class Endpointer {
   private readonly minSilence: number;
   private readonly minSpeech: number;

@@ -1,5 +1,5 @@
 import { mulawToFloat32 } from '../../../shared/src/audio/mulaw.js';
-import { Endpointer, type Segment } from './endpointer.js';
+import { Endpointer, type Segment, speculationStartMs } from './endpointer.js';
 import { maxTokensFor, type Recognition } from './moonshine.js';
 import type { PoolJob } from './recognizer-pool.js';
 import { SampleBuffer } from './sample-buffer.js';
@@ -75,8 +75,8 @@ export class VadRecognizerStream implements RecognizerStream {
     this.pad = Math.round(options.speechPadMs * SAMPLES_PER_MS);
     this.trailingPad = Math.round(options.trailingPadMs * SAMPLES_PER_MS);
     this.silencePad = Math.round(options.silencePadMs * SAMPLES_PER_MS);
-    const speculateAfterMs = Math.max(options.trailingPadMs, options.speculateAfterMs);
-    this.speculateAt = speculateAfterMs < options.minSilenceMs ? Math.round(speculateAfterMs * SAMPLES_PER_MS) : Number.POSITIVE_INFINITY;
+    const speculateAfterMs = speculationStartMs(options);
+    this.speculateAt = speculateAfterMs === undefined ? Number.POSITIVE_INFINITY : Math.round(speculateAfterMs * SAMPLES_PER_MS);
     this.sentenceEndAt =
       options.sentenceEndSilenceMs > 0 ? Math.round(options.sentenceEndSilenceMs * SAMPLES_PER_MS) : Number.POSITIVE_INFINITY;
     this.endpointer = new Endpointer(options, VAD_WINDOW);

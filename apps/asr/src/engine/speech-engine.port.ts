@@ -66,8 +66,8 @@ export interface EndpointOptions {
   readonly silencePadMs: number;
   /**
    * Pause length at which the speculative decode starts (never before the trailing audio is
-   * in). Sooner gives the model more of the pause; later wastes fewer decodes on pauses that
-   * do not end the utterance.
+   * in; none at all if that is not before `minSilenceMs`). Sooner gives the model more of the
+   * pause; later wastes fewer decodes on pauses that do not end the utterance.
    */
   readonly speculateAfterMs: number;
   /**
