@@ -92,11 +92,13 @@ if [ ! -f "$data_dir/meta.properties" ]; then
   elif [ -s "$state_dir/cluster.id" ]; then
     cid=$(cat "$state_dir/cluster.id")
   else
-    cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+    cid=$(bash "$here/new-cluster-id.sh")
     printf '%s\n' "$cid" > "$state_dir/cluster.id"
   fi
+  # "--cluster-id=<id>" in one word, so an id that does start with '-' (KAFKA_CLUSTER_ID, or a
+  # cluster.id kept from before this rule) is still read as the value.
   if ! java "${jvm[@]}" -cp "$libs/*" kafka.tools.StorageTool format \
-        -t "$cid" -c "$props" --ignore-formatted > "$logs_dir/format.log" 2>&1; then
+        "--cluster-id=$cid" -c "$props" --ignore-formatted > "$logs_dir/format.log" 2>&1; then
     cat "$logs_dir/format.log" >&2
     die "storage format failed (see $logs_dir/format.log)"
   fi
