@@ -6,6 +6,7 @@ import { readToEnd } from '../../apps/shared/src/read-to-end.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
 import { pooledWer, wordErrors } from '../../scripts/test-audio/wer.js';
 import { startIngestBalancer, startTopology, type Topology } from '../support/topology.js';
+import { byTurn } from '../support/turns.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { dumpOutputs, type Outcome, recordOutcome, runScenario } from './support/scenario.js';
 
@@ -17,11 +18,12 @@ import { dumpOutputs, type Outcome, recordOutcome, runScenario } from './support
  * TCP balancer, as deployed); the player reconnects through it to a second node, then, in the
  * second scenario, to the only node once it has been restarted.
  *
- * What must hold, per utterance of the corpus call, from the event log (what the killed node
+ * What must hold, per turn of the corpus call, from the event log (what the killed node
  * had written: the end of the old stream's audio, per track) and the player (where the new
  * stream began in the call):
  * - spoken entirely within the audio the log got before the kill, or entirely after the new
- *   stream began: stored exactly once, text as good as the baseline's;
+ *   stream began: stored exactly once (as one utterance, or two at a pause between sentences,
+ *   never overlapping), text as good as the baseline's;
  * - spoken (partly) in the gap between: may be lost, or stored cut short, at most once per
  *   stream (the asr finishes the old stream's words when the new stream's audio arrives);
  * - no row that matches no utterance, one row per utterance id.
@@ -80,7 +82,7 @@ t.test('ingest kill -9 mid-call: Twilio reconnects on a new stream, only the gap
 async function reconnectScenario(
   t: Test,
   topology: Topology,
-  baselineRows: readonly { role: string; text: string }[],
+  baselineRows: readonly { role: string; text: string; start_ms: number; end_ms: number }[],
   scenario: string,
   o: { speed: number; killAtMs: number; restart: boolean; reconnect?: boolean },
 ): Promise<void> {
@@ -125,7 +127,10 @@ async function reconnectScenario(
   // Without a new stream the gap runs to the end of the call.
   const resumedAt = resumed ? resumed.fromMediaMs : Number.POSITIVE_INFINITY;
 
-  // Which utterances had to survive: the manifest's speech times against the gap.
+  // Which turns had to survive: the manifest's speech times against the gap. Per turn, not per
+  // utterance: a turn of two sentences may be one utterance or two, and a stream that begins
+  // mid-call frames the VAD's windows differently, so a pause right at the endpoint may split in
+  // one stream and not in the other. What must hold is that every turn is there, once.
   const spoken = (['customer', 'agent'] as const).flatMap((role) =>
     topology.corpus.call.tracks[role].utterances.map((u, index) => {
       const kind = u.endMs <= loggedUntil(role) ? 'before' : u.startMs >= resumedAt ? 'after' : 'gap';
@@ -163,7 +168,14 @@ async function reconnectScenario(
       }
       return { row, streamSid, utterance: best };
     });
-  const rowsOf = (matched: ReturnType<typeof match>, u: (typeof spoken)[number]) => matched.filter((m) => m.utterance === u);
+  const callTime = (m: ReturnType<typeof match>[number]) => m.row.start_ms + (m.streamSid === resumed?.streamSid ? resumedAt : 0);
+  /** The rows of turn `u`, in call time. */
+  const rowsOf = (matched: ReturnType<typeof match>, u: (typeof spoken)[number]) =>
+    matched.filter((m) => m.utterance === u).sort((a, b) => callTime(a) - callTime(b));
+  /** Rows of one stream that overlap an earlier row of that stream in time: the same speech twice. */
+  const twiceIn = (found: ReturnType<typeof rowsOf>) =>
+    found.filter((m, i) => found.slice(0, i).some((o) => o.streamSid === m.streamSid && m.row.start_ms < o.row.end_ms)).length;
+  const textOf = (found: ReturnType<typeof rowsOf>) => found.map((m) => m.row.text).join(' ');
   await waitFor(
     `${scenario}: the ${mustStore.length} utterances outside the gap stored`,
     async () => {
@@ -181,8 +193,11 @@ async function reconnectScenario(
   for (const u of mustStore) {
     const found = rowsOf(matched, u);
     if (found.length === 0) lostWrongly++;
-    duplicated += Math.max(0, found.length - 1);
-    t.equal(found.length, 1, `${scenario}: ${u.role} #${u.index + 1} (${u.startMs}-${u.endMs} ms, ${u.kind} the gap) stored once`);
+    duplicated += twiceIn(found);
+    t.ok(
+      found.length > 0 && twiceIn(found) === 0,
+      `${scenario}: ${u.role} #${u.index + 1} (${u.startMs}-${u.endMs} ms, ${u.kind} the gap) stored once (${found.length} utterance(s))`,
+    );
   }
   let gapLost = 0;
   if (!reconnect)
@@ -193,17 +208,16 @@ async function reconnectScenario(
   for (const u of gapUtterances) {
     const found = rowsOf(matched, u);
     if (found.length === 0) gapLost++;
-    const perStream = new Set(found.map((m) => m.streamSid)).size;
-    duplicated += found.length - perStream;
+    duplicated += twiceIn(found);
     t.equal(
-      perStream,
-      found.length,
+      twiceIn(found),
+      0,
       `${scenario}: ${u.role} #${u.index + 1} (${u.startMs}-${u.endMs} ms, in the gap) at most once per stream (${found.length} rows)`,
     );
     // With no new stream nothing else would end the session: the stop's grace must deliver
     // the words said before the kill (a second of them at least, so the VAD had speech).
     if (!reconnect && u.startMs + 1000 <= loggedUntil(u.role))
-      t.equal(found.length, 1, `${scenario}: ${u.role} #${u.index + 1}, cut by the kill, stored with the words said before it`);
+      t.ok(found.length > 0, `${scenario}: ${u.role} #${u.index + 1}, cut by the kill, stored with the words said before it`);
   }
   const strays = matched.filter((m) => m.utterance === null);
   duplicated += strays.length;
@@ -214,30 +228,36 @@ async function reconnectScenario(
   );
   t.equal(new Set(rows.map((r) => r.utterance_id)).size, rows.length, `${scenario}: one row per utterance id`);
 
-  // Text as good as the undisturbed call's, utterance by utterance. Not word for word: the new
+  // Text as good as the undisturbed call's, turn by turn. Not word for word: the new
   // stream's audio is framed from where it began (the VAD's 32 ms windows shift with it) and an
   // utterance cut by the kill ends where the log does, so the model hears slightly different
-  // input; one word more than the baseline got wrong is the most that may come of it.
+  // input. Moonshine tiny is sensitive to that: the customer's track started as a new stream at
+  // 13000-13028 ms (4 ms steps) gave "No, that is all." / "Note that it's all." and five
+  // versions of "It was last Tuesday at a coffee shop downtown." (with 400 and 500 ms endpoints
+  // alike, 2026-11-28). Two words more than the baseline got wrong is the most that may come of it.
   const wer = { customer: 0, agent: 0 };
   for (const role of ['customer', 'agent'] as const) {
     const ours = mustStore.filter((u) => u.role === role);
-    const baselineTexts = baselineRows.filter((r) => r.role === role).map((r) => r.text);
+    const baselineTexts = byTurn(
+      baselineRows.filter((r) => r.role === role).map((r) => ({ startMs: r.start_ms, endMs: r.end_ms, text: r.text })),
+      topology.corpus.call.tracks[role].utterances,
+    ).turns.map((r) => r.text);
     for (const u of ours) {
-      const text = rowsOf(matched, u)[0]?.row.text;
-      if (text === undefined) continue; // counted as lost above
+      const found = rowsOf(matched, u);
+      if (found.length === 0) continue; // counted as lost above
+      const text = textOf(found);
       const now = wordErrors(u.text, text).errors;
       const before = wordErrors(u.text, baselineTexts[u.index] ?? '').errors;
       t.ok(
-        now <= before + 1,
+        now <= before + 2,
         `${scenario}: ${role} #${u.index + 1} "${text}" has ${now} word error(s), the baseline's "${baselineTexts[u.index]}" ${before}`,
       );
     }
-    wer[role] = pooledWer(ours.map((u) => [u.text, rowsOf(matched, u)[0]?.row.text ?? ''] as const)).wer;
+    wer[role] = pooledWer(ours.map((u) => [u.text, textOf(rowsOf(matched, u))] as const)).wer;
   }
 
   // The after-call API lists the call in time order (SPEC §3.4), across both streams: the new
   // stream's positions start at 0 again (SPEC §6), but its words were said after the old one's.
-  const callTime = (m: (typeof matched)[number]) => m.row.start_ms + (m.streamSid === resumed?.streamSid ? resumedAt : 0);
   const messages = await topology.messages(callSid);
   t.same(
     messages.items.map((i) => i.text),
@@ -259,7 +279,7 @@ async function reconnectScenario(
   const outcome: Outcome = {
     scenario,
     calls: 1,
-    expected: spoken.length,
+    expected: topology.expectedUtterances,
     stored: rows.length,
     lost: lostWrongly,
     duplicated,

@@ -14,7 +14,9 @@ import { pooledWer } from '../../scripts/test-audio/wer.js';
 import { createTestCa } from '../webhooks/support/pki.js';
 import { type Receiver, startReceiver } from '../webhooks/support/receiver.js';
 import { type AppProcess, startAppProcess } from './app-process.js';
+import { type CallUtterances, expectedCallUtterances } from './expected-utterances.js';
 import { testRuntime } from './runtime.js';
+import { byTurn } from './turns.js';
 import { freePort, randomSuffix, waitFor } from './wait.js';
 
 /**
@@ -50,7 +52,9 @@ export interface Topology {
     callSid: string;
     done: Promise<SimulatedCallResult>;
   };
-  /** How many utterances a call of the corpus has. */
+  /** The corpus call's utterances as the engine ends them with this topology's settings (test/support/expected-utterances.ts). */
+  readonly expected: CallUtterances;
+  /** How many utterances a call of the corpus has: `expected`'s, both tracks. */
   readonly expectedUtterances: number;
   stored(callSid: string): Promise<StoredRow[]>;
   posted(callSid: string): WebhookBody[];
@@ -65,6 +69,7 @@ export interface StoredRow {
   readonly role: string;
   readonly text: string;
   readonly start_ms: number;
+  readonly end_ms: number;
 }
 
 export interface WebhookBody {
@@ -91,6 +96,7 @@ export async function startTopology(
     rmSync(dataDir, { recursive: true, force: true });
   });
   await ensureModels(runtime.config.EARSHOT_MODELS_DIR);
+  const expected = await expectedCallUtterances(corpus, options.env);
 
   const ca = await createTestCa(dataDir, 'tenant');
   const serverCert = await ca.issue('receiver', 'serverAuth');
@@ -176,13 +182,14 @@ export async function startTopology(
       });
       return { callSid, done };
     },
-    expectedUtterances: customer.utterances.length + agent.utterances.length,
+    expected,
+    expectedUtterances: expected.customer.length + expected.agent.length,
     stored: async (callSid) => {
       const result = await clickhouse.query({
-        query: `SELECT utterance_id, role, text, start_ms FROM ${database}.utterances FINAL WHERE call_sid = '${callSid}' ORDER BY start_ms`,
+        query: `SELECT utterance_id, role, text, start_ms, end_ms FROM ${database}.utterances FINAL WHERE call_sid = '${callSid}' ORDER BY start_ms`,
         format: 'JSONEachRow',
       });
-      return ((await result.json()) as StoredRow[]).map((r) => ({ ...r, start_ms: Number(r.start_ms) }));
+      return ((await result.json()) as StoredRow[]).map((r) => ({ ...r, start_ms: Number(r.start_ms), end_ms: Number(r.end_ms) }));
     },
     posted: (callSid) => receiver.received.map((r) => r.body as WebhookBody).filter((b) => b && b.externalConversationId === callSid),
     messages: async (callSid) => {
@@ -193,8 +200,8 @@ export async function startTopology(
     },
     werOf: (rows) => {
       const of = (role: 'customer' | 'agent', source: typeof customer) => {
-        const texts = rows.filter((r) => r.role === role).map((r) => r.text);
-        return pooledWer(source.utterances.map((u, i) => [u.text, texts[i] ?? ''] as const)).wer;
+        const mine = rows.filter((r) => r.role === role).map((r) => ({ startMs: r.start_ms, endMs: r.end_ms, text: r.text }));
+        return pooledWer(byTurn(mine, source.utterances).turns.map((r) => [r.turn.text, r.text] as const)).wer;
       };
       return { customer: of('customer', customer), agent: of('agent', agent) };
     },

@@ -87,7 +87,7 @@ export const configSchema = z
     EARSHOT_ASR_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
     EARSHOT_ASR_MAX_QUEUE: z.coerce.number().int().min(1).max(10_000).default(64),
     // Endpointing (issue 8), for `earshot start` and `earshot transcribe` alike; unset = the
-    // engine's defaults (apps/asr/src/engine/endpointer.ts: 500 ms silence, 200 ms of made silence after the speech).
+    // engine's defaults (apps/asr/src/engine/endpointer.ts: 400 ms silence, 200 ms of made silence after the speech).
     // Shorter silence = sooner text but more sentences split (WER in docs/benchmarks.md).
     EARSHOT_ASR_MIN_SILENCE_MS: z.coerce.number().int().min(100).max(5000).optional(),
     EARSHOT_ASR_TRAILING_PAD_MS: z.coerce.number().int().min(0).max(5000).optional(),

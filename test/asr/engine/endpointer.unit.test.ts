@@ -24,7 +24,7 @@ function segments(probs: readonly number[], override: Parameters<typeof endpoint
 const run = (value: number, windows: number) => Array.from({ length: windows }, () => value);
 
 t.test('endpointer: speech between silences gives one segment at window boundaries', async (t) => {
-  // 10 windows silence, 40 speech, 30 silence (960 ms > 500 ms min silence).
+  // 10 windows silence, 40 speech, 30 silence (960 ms > 400 ms min silence).
   const out = segments([...run(0.05, 10), ...run(0.9, 40), ...run(0.05, 30)]);
   t.same(out, [{ start: 10 * W, end: 50 * W, endpoint: 'silence' }]);
 });
@@ -156,8 +156,8 @@ t.test('endpointing settings come from the config; bad values are refused by nam
   t.throws(() => loadEarshotConfig({ env: { EARSHOT_ASR_SPECULATE_AFTER_MS: 'soon' } }), /EARSHOT_ASR_SPECULATE_AFTER_MS/);
   t.match(
     endpointOptions(DEFAULT_ENDPOINTING),
-    { minSilenceMs: 500, trailingPadMs: 0, silencePadMs: 200, speculateAfterMs: 200 },
-    'the defaults measured in docs/benchmarks.md (change 9)',
+    { minSilenceMs: 400, trailingPadMs: 0, silencePadMs: 200, speculateAfterMs: 150 },
+    'the defaults measured in docs/benchmarks.md (changes 9 and 10)',
   );
   t.throws(() => endpointOptions(DEFAULT_ENDPOINTING, { silencePadMs: -5 }), /silencePadMs must be 0..10000, not -5/);
 });

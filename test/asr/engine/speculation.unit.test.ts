@@ -237,14 +237,14 @@ t.test('silence padding: the model gets the speech and zeros after it, and the s
     'the speech before them is the real audio',
   );
 
-  // The defaults: 500 ms of silence ends it, the model gets 200 ms of silence after the speech.
+  // The defaults: 400 ms of silence ends it, the model gets 200 ms of silence after the speech.
   const defaults = fakeBackend();
   const byDefault = await run(
     defaults.backend,
-    audio(['speech', 960], ['silence', 416], ['speech', 640], ['silence', 512]),
+    audio(['speech', 960], ['silence', 352], ['speech', 640], ['silence', 416]),
     endpointOptions(DEFAULT_ENDPOINTING),
   );
-  t.match(byDefault, [{ endpoint: 'silence', endSample: (960 + 416 + 640) * MS }], 'a 416 ms pause does not end it; 512 ms does');
+  t.match(byDefault, [{ endpoint: 'silence', endSample: (960 + 352 + 640) * MS }], 'a 352 ms pause does not end it; 416 ms does');
   t.equal(byDefault.length, 1);
   t.same(
     defaults.decodes.map((d) => [d.kind, d.promoted, d.cancelled]),
@@ -252,9 +252,9 @@ t.test('silence padding: the model gets the speech and zeros after it, and the s
       ['speculative', false, true],
       ['speculative', true, false],
     ],
-    'a speculation in each pause that reached 200 ms; the first thrown away',
+    'a speculation in each pause that reached 150 ms; the first thrown away',
   );
-  t.equal(defaults.decodes[1]?.audio.length, (960 + 416 + 640 + 200) * MS);
+  t.equal(defaults.decodes[1]?.audio.length, (960 + 352 + 640 + 200) * MS);
 });
 
 t.test('the endpointer names the pause candidate only while the pause lasts', async (t) => {

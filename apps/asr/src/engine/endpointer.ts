@@ -11,20 +11,20 @@ import type { EndpointOptions } from './speech-engine.port.js';
 export const DEFAULT_ENDPOINTING: EndpointOptions = Object.freeze({
   threshold: 0.5,
   negativeThreshold: 0.35,
-  // 500 ms. 400 ms (EARSHOT_ASR_MIN_SILENCE_MS=400) is within 0.3 WER points on the accuracy
-  // corpus and 100 ms sooner, but it also ends an utterance between two sentences of one
-  // turn; 300-350 ms split sentences at commas and cost ~3 points (docs/benchmarks.md, change 9).
-  minSilenceMs: 500,
+  // 400 ms: within 0.3 WER points of 500 ms on the accuracy corpus and 100 ms sooner; like a
+  // listener, it also ends an utterance at the pause between two sentences of one turn.
+  // 300-350 ms split sentences at commas and cost ~3 points (docs/benchmarks.md, change 9).
+  minSilenceMs: 400,
   speechPadMs: 500,
   // No real audio after the detected end (which already lags the true end by ~50-150 ms), but
   // 200 ms of digital silence: measured WER 14.7 / 30.5 % against 15.1 / 31.0 % with 200 ms of
   // real audio, and nothing to wait for, so the decode can start early in the pause.
   trailingPadMs: 0,
   silencePadMs: 200,
-  // Speculate once the pause has lasted 200 ms: the decode (~100 ms) is done well before the
+  // Speculate once the pause has lasted 150 ms: the decode (~100 ms) is done well before the
   // endpoint, and shorter pauses inside speech cost no model time (at 0 ms, more than half the
   // speculative decodes were thrown away at 10 calls).
-  speculateAfterMs: 200,
+  speculateAfterMs: 150,
   sentenceEndSilenceMs: 0,
   minSpeechMs: 250,
   maxUtteranceMs: 20_000,
