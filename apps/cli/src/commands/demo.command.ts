@@ -163,7 +163,8 @@ export async function demoCommand(argv: string[], loadConfig: () => Config): Pro
     const allIn = () => (expected === undefined ? lastTurnIn('customer', customer) && lastTurnIn('agent', agent) : seen.length >= expected);
     await until(() => allIn() || interrupted, 60_000);
     events.close();
-    if (!allIn()) say(`  (only ${seen.length}${expected === undefined ? '' : ` of the ${expected}`} utterances of the session arrived in time)`);
+    if (!allIn())
+      say(`  (only ${seen.length}${expected === undefined ? '' : ` of the ${expected}`} utterances of the session arrived in time)`);
     const latencies = seen.map((u) => u.latencyMs).sort((a, b) => a - b);
     if (latencies.length > 0) {
       say(
