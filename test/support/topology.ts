@@ -16,7 +16,7 @@ import { type Receiver, startReceiver } from '../webhooks/support/receiver.js';
 import { type AppProcess, startAppProcess } from './app-process.js';
 import { type CallUtterances, expectedCallUtterances } from './expected-utterances.js';
 import { testRuntime } from './runtime.js';
-import { byTurn } from './turns.js';
+import { byTurn, everyTurnEnded, lostAndDuplicated } from './turns.js';
 import { freePort, randomSuffix, waitFor } from './wait.js';
 
 /**
@@ -62,6 +62,14 @@ export interface Topology {
   messages(callSid: string): Promise<{ status: number; items: { text: string; sender: { role: string } }[] }>;
   /** Pooled WER of the stored utterances against the corpus script, per role. */
   werOf(rows: readonly StoredRow[]): { customer: number; agent: number };
+  /**
+   * Stored rows against the script's turns: `lost` counts turns with nothing stored or whose
+   * first or last part is missing (stored speech starts or ends > 300 ms off the truth);
+   * `duplicated` counts rows overlapping another of their track, or outside every turn. By turn,
+   * not by count: a consumer restarted mid-call resumes with a cold VAD, and a pause right at
+   * the endpoint (the corpus has two of 416 ms) may then end an utterance or not.
+   */
+  turnCheck(rows: readonly StoredRow[]): { lost: number; duplicated: number };
 }
 
 export interface StoredRow {
@@ -198,6 +206,7 @@ export async function startTopology(
       });
       return { status: res.status, items: (res.body as { items?: [] } | null)?.items ?? [] };
     },
+    turnCheck: (rows) => turnCheck(corpus, rows),
     werOf: (rows) => {
       const of = (role: 'customer' | 'agent', source: typeof customer) => {
         const mine = rows.filter((r) => r.role === role).map((r) => ({ startMs: r.start_ms, endMs: r.end_ms, text: r.text }));
@@ -208,11 +217,35 @@ export async function startTopology(
   };
 }
 
-/** Waits until the call has at least the expected number of stored utterances (or the timeout). */
+function turnCheck(corpus: CorpusManifest, rows: readonly StoredRow[]): { lost: number; duplicated: number } {
+  let lost = 0;
+  let duplicated = 0;
+  for (const role of ['customer', 'agent'] as const) {
+    const mine = rows.filter((r) => r.role === role).map((r) => ({ startMs: r.start_ms, endMs: r.end_ms, text: r.text }));
+    const found = lostAndDuplicated(mine, corpus.call.tracks[role].utterances);
+    lost += found.lost;
+    duplicated += found.duplicated;
+  }
+  return { lost, duplicated };
+}
+
+/**
+ * Waits until the call has the expected number of stored utterances, or every turn of both
+ * tracks has reached the store to its end (a restarted asr may split one pause fewer), or the
+ * timeout.
+ */
 export async function waitStored(topology: Topology, callSid: string, timeoutMs = 60_000): Promise<StoredRow[]> {
+  const { customer, agent } = topology.corpus.call.tracks;
   await waitFor(
     `${topology.expectedUtterances} stored utterances of ${callSid}`,
-    async () => (await topology.stored(callSid)).length >= topology.expectedUtterances,
+    async () => {
+      const rows = await topology.stored(callSid);
+      const of = (role: string) => rows.filter((r) => r.role === role).map((r) => ({ startMs: r.start_ms, endMs: r.end_ms, text: r.text }));
+      return (
+        rows.length >= topology.expectedUtterances ||
+        (everyTurnEnded(of('customer'), customer.utterances) && everyTurnEnded(of('agent'), agent.utterances))
+      );
+    },
     timeoutMs,
   );
   return topology.stored(callSid);

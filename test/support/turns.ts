@@ -74,3 +74,21 @@ export function byTurn<U extends Timed>(utterances: readonly U[], turns: readonl
 export function everyTurnEnded<U extends Timed>(utterances: readonly U[], turns: readonly CorpusUtterance[], toleranceMs = 300): boolean {
   return byTurn(utterances, turns).turns.every((r) => r.endMs !== undefined && r.endMs >= r.turn.endMs - toleranceMs);
 }
+
+/**
+ * One track's utterances against its turns: `lost` counts turns with nothing, or whose first
+ * or last part is missing (the speech found starts or ends more than `toleranceMs` off the
+ * truth); `duplicated` counts utterances overlapping an earlier one, or outside every turn.
+ */
+export function lostAndDuplicated<U extends Timed>(
+  utterances: readonly U[],
+  turns: readonly CorpusUtterance[],
+  toleranceMs = 300,
+): { lost: number; duplicated: number } {
+  const { turns: results, stray, overlapping } = byTurn(utterances, turns);
+  const lost = results.filter(
+    (r) =>
+      r.startMs === undefined || r.endMs === undefined || r.startMs > r.turn.startMs + toleranceMs || r.endMs < r.turn.endMs - toleranceMs,
+  ).length;
+  return { lost, duplicated: stray.length + overlapping.length };
+}

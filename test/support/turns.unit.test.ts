@@ -1,5 +1,5 @@
 import t from 'tap';
-import { byTurn, everyTurnEnded } from './turns.js';
+import { byTurn, everyTurnEnded, lostAndDuplicated } from './turns.js';
 
 const turns = [
   { startMs: 1000, endMs: 3000, text: 'Great. How long will that take?' },
@@ -36,4 +36,27 @@ t.test('lost turns, utterances outside every turn and overlapping ones are repor
     'both later copies overlap the first',
   );
   t.equal(got.turns[0]?.text, 'Great. How long will that take? again ', 'a null text (redacted) joins as empty');
+});
+
+t.test('lost and duplicated, by turn: a missing first or last part is a loss, an overlap or a stray a duplicate', async (t) => {
+  const [great, howLong, noThanks] = [
+    u(1020, 1300, 'Great.'),
+    u(1500, 3050, 'How long will that take?'),
+    u(5010, 6050, 'No, that is all.'),
+  ];
+  const whole = [great, howLong, noThanks];
+  t.same(lostAndDuplicated(whole, turns), { lost: 0, duplicated: 0 });
+  t.same(
+    lostAndDuplicated([u(1020, 3050, 'Great. How long will that take?'), noThanks], turns),
+    { lost: 0, duplicated: 0 },
+    'one utterance or two',
+  );
+  t.same(lostAndDuplicated(whole.slice(1), turns), { lost: 1, duplicated: 0 }, 'the first part of a turn missing');
+  t.same(lostAndDuplicated([great, noThanks], turns), { lost: 1, duplicated: 0 }, 'the last part missing');
+  t.same(lostAndDuplicated(whole.slice(0, 2), turns), { lost: 1, duplicated: 0 }, 'a whole turn missing');
+  t.same(
+    lostAndDuplicated([...whole, u(1510, 3040, 'How long will that take?'), u(9000, 9500, '?')], turns),
+    { lost: 0, duplicated: 2 },
+    'a replay at a moved start, and an utterance outside every turn',
+  );
 });

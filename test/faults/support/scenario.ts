@@ -113,13 +113,14 @@ export async function runScenario(
   // Counted after the webhooks settled (above), not before: late deliveries are deliveries.
   const posts = topology.posted(callSid);
   const distinctPosts = new Set(posts.map((p) => `${p.sender.role}:${p.autotranscribeResponse.start}`)).size;
+  const byTurns = topology.turnCheck(final);
   const outcome: Outcome = {
     scenario,
     calls: options.calls ?? 1,
     expected: topology.expectedUtterances,
     stored: final.length,
-    lost: Math.max(0, topology.expectedUtterances - final.length),
-    duplicated: Math.max(0, final.length - topology.expectedUtterances),
+    lost: byTurns.lost,
+    duplicated: byTurns.duplicated,
     delivered: distinctPosts,
     redelivered: posts.length - distinctPosts,
     outageMs: faultAt !== null && restoredAt !== null ? restoredAt - faultAt : null,
