@@ -293,7 +293,7 @@ async function latency(
     await sleep(2000);
   }
   notes.push(
-    `Latency: ingest + api + asr (${asr.describe}, EARSHOT_ASR_MAX_QUEUE ${config.EARSHOT_ASR_MAX_QUEUE}) + webhooks in this process on real Kafka (otherwise production settings); each call is the corpus call (${Math.round(corpus.call.durationMs / 1000)} s, ${perCall} scripted utterances), real time, starts staggered 0-2 s, one warm-up call first. It includes the 500 ms endpointing silence and Moonshine; the webhook hop (asr's occurredAtMs → the receiver has it: produce, the webhooks consumer's fetch, the HTTPS POST) is shown apart, since recognition dominates and suffers most from a busy machine.`,
+    `Latency: ingest + api + asr (${asr.describe}, EARSHOT_ASR_MAX_QUEUE ${config.EARSHOT_ASR_MAX_QUEUE}) + webhooks in this process on real Kafka (otherwise production settings); each call is the corpus call (${Math.round(corpus.call.durationMs / 1000)} s, ${perCall} scripted utterances), real time, starts staggered 0-2 s, one warm-up call first. It includes the endpointing silence (EARSHOT_ASR_MIN_SILENCE_MS, 400 ms by default) and Moonshine; the webhook hop (asr's occurredAtMs → the receiver has it: produce, the webhooks consumer's fetch, the HTTPS POST) is shown apart, since recognition dominates and suffers most from a busy machine.`,
   );
 }
 
