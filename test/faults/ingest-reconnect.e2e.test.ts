@@ -5,7 +5,7 @@ import type { CallEvent } from '../../apps/shared/src/events.js';
 import { readToEnd } from '../../apps/shared/src/read-to-end.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
 import { pooledWer, wordErrors } from '../../scripts/test-audio/wer.js';
-import { startIngestBalancer, startTopology, type Topology } from '../support/topology.js';
+import { startIngestBalancer, startTopology, type Topology, timedOf } from '../support/topology.js';
 import { byTurn } from '../support/turns.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { dumpOutputs, type Outcome, recordOutcome, runScenario } from './support/scenario.js';
@@ -238,10 +238,7 @@ async function reconnectScenario(
   const wer = { customer: 0, agent: 0 };
   for (const role of ['customer', 'agent'] as const) {
     const ours = mustStore.filter((u) => u.role === role);
-    const baselineTexts = byTurn(
-      baselineRows.filter((r) => r.role === role).map((r) => ({ startMs: r.start_ms, endMs: r.end_ms, text: r.text })),
-      topology.corpus.call.tracks[role].utterances,
-    ).turns.map((r) => r.text);
+    const baselineTexts = byTurn(timedOf(baselineRows, role), topology.corpus.call.tracks[role].utterances).turns.map((r) => r.text);
     for (const u of ours) {
       const found = rowsOf(matched, u);
       if (found.length === 0) continue; // counted as lost above

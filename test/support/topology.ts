@@ -16,7 +16,7 @@ import { type Receiver, startReceiver } from '../webhooks/support/receiver.js';
 import { type AppProcess, startAppProcess } from './app-process.js';
 import { type CallUtterances, expectedCallUtterances } from './expected-utterances.js';
 import { testRuntime } from './runtime.js';
-import { byTurn, everyTurnEnded, lostAndDuplicated } from './turns.js';
+import { byTurn, everyTurnEnded, lostAndDuplicated, type Timed } from './turns.js';
 import { freePort, randomSuffix, waitFor } from './wait.js';
 
 /**
@@ -209,7 +209,7 @@ export async function startTopology(
     turnCheck: (rows) => turnCheck(corpus, rows),
     werOf: (rows) => {
       const of = (role: 'customer' | 'agent', source: typeof customer) => {
-        const mine = rows.filter((r) => r.role === role).map((r) => ({ startMs: r.start_ms, endMs: r.end_ms, text: r.text }));
+        const mine = timedOf(rows, role);
         return pooledWer(byTurn(mine, source.utterances).turns.map((r) => [r.turn.text, r.text] as const)).wer;
       };
       return { customer: of('customer', customer), agent: of('agent', agent) };
@@ -217,11 +217,16 @@ export async function startTopology(
   };
 }
 
+/** One role's stored rows in the shape of test/support/turns.ts. */
+export function timedOf(rows: readonly Pick<StoredRow, 'role' | 'start_ms' | 'end_ms' | 'text'>[], role: string): Timed[] {
+  return rows.filter((r) => r.role === role).map((r) => ({ startMs: r.start_ms, endMs: r.end_ms, text: r.text }));
+}
+
 function turnCheck(corpus: CorpusManifest, rows: readonly StoredRow[]): { lost: number; duplicated: number } {
   let lost = 0;
   let duplicated = 0;
   for (const role of ['customer', 'agent'] as const) {
-    const mine = rows.filter((r) => r.role === role).map((r) => ({ startMs: r.start_ms, endMs: r.end_ms, text: r.text }));
+    const mine = timedOf(rows, role);
     const found = lostAndDuplicated(mine, corpus.call.tracks[role].utterances);
     lost += found.lost;
     duplicated += found.duplicated;
@@ -240,10 +245,9 @@ export async function waitStored(topology: Topology, callSid: string, timeoutMs 
     `${topology.expectedUtterances} stored utterances of ${callSid}`,
     async () => {
       const rows = await topology.stored(callSid);
-      const of = (role: string) => rows.filter((r) => r.role === role).map((r) => ({ startMs: r.start_ms, endMs: r.end_ms, text: r.text }));
       return (
         rows.length >= topology.expectedUtterances ||
-        (everyTurnEnded(of('customer'), customer.utterances) && everyTurnEnded(of('agent'), agent.utterances))
+        (everyTurnEnded(timedOf(rows, 'customer'), customer.utterances) && everyTurnEnded(timedOf(rows, 'agent'), agent.utterances))
       );
     },
     timeoutMs,
