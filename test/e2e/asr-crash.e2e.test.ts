@@ -11,9 +11,8 @@ import type { LogRecord } from '../../apps/shared/src/ports/event-log.port.js';
 import { TOPICS } from '../../apps/shared/src/topics.js';
 import { generateTestAudio } from '../../scripts/test-audio/corpus.js';
 import { pooledWer } from '../../scripts/test-audio/wer.js';
-import { expectedCallUtterances } from '../support/expected-utterances.js';
 import { createTestApp, testRuntime } from '../support/runtime.js';
-import { byTurn } from '../support/turns.js';
+import { byTurn, everyTurnEnded, lostAndDuplicated } from '../support/turns.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 /**
@@ -103,13 +102,15 @@ t.test('kill -9 of the asr consumer mid-call loses no utterance and duplicates n
   const result = await call;
   t.equal((result.stop as { status: number } | null)?.status, 200, 'stop-streaming answered by the restarted consumer');
 
-  // As the engine ends them offline (a turn of two sentences may be two utterances). Not the
-  // stop summary: the restarted consumer counts only what it emitted itself.
-  const offline = await expectedCallUtterances(corpus);
-  const expected = offline.customer.length + offline.agent.length;
+  // Every turn to its end: a turn of two sentences may be one utterance or two, and the
+  // restarted consumer resumes (in a pause after what was already published) with a cold VAD,
+  // so a pause right at the endpoint may end an utterance in one run and not in another. Not
+  // stop-streaming's summary either: it counts only what the restarted consumer emitted itself.
+  const distinct = () => [...new Map(seen.filter((r) => r.key === callSid).map((r) => [r.value.utteranceId, r.value])).values()];
+  const ofRole = (role: 'customer' | 'agent') => distinct().filter((u) => u.role === role);
   await waitFor(
-    `${expected} distinct utterances`,
-    () => new Set(seen.filter((r) => r.key === callSid).map((r) => r.value.utteranceId)).size >= expected,
+    'every turn of both tracks',
+    () => everyTurnEnded(ofRole('customer'), customer.utterances) && everyTurnEnded(ofRole('agent'), agent.utterances),
     60_000,
   ).catch((error) => {
     // What was seen, and what the asr processes said, for the one who has to find out why.
@@ -126,14 +127,15 @@ t.test('kill -9 of the asr consumer mid-call loses no utterance and duplicates n
   const mine = seen.filter((r) => r.key === callSid).map((r) => r.value);
   const byId = new Map(mine.map((u) => [u.utteranceId, u]));
   t.comment(`${before} utterances before the kill; ${mine.length} records, ${byId.size} distinct ids after`);
-  t.equal(byId.size, expected, 'every utterance once: replayed utterances kept their ids');
+  t.ok(byId.size >= customer.utterances.length + agent.utterances.length, 'at least one utterance per turn');
   for (const [role, track] of [
     ['customer', customer],
     ['agent', agent],
   ] as const) {
     const got = [...byId.values()].filter((u) => u.role === role).sort((a, b) => a.startMs - b.startMs);
-    const { turns, stray, overlapping } = byTurn(got, track.utterances);
-    t.same([stray, overlapping], [[], []], `${role}: nothing outside the turns, nothing twice`);
+    // A replay that moved an utterance's start would give it a second id: it would overlap here.
+    t.same(lostAndDuplicated(got, track.utterances), { lost: 0, duplicated: 0 }, `${role}: every turn, nothing twice`);
+    const { turns } = byTurn(got, track.utterances);
     const wer = pooledWer(turns.map((r) => [r.turn.text, r.text] as const));
     t.ok(wer.wer < 0.25, `${role}: WER ${(wer.wer * 100).toFixed(1)} % after the crash`);
   }
