@@ -20,6 +20,7 @@ import { pooledWer } from '../test-audio/wer.js';
 import type { BenchResult } from './run.js';
 import { benchRun } from './support/bench-env.js';
 import { dropNamespace } from './support/namespace.js';
+import { xorshift } from './support/stats.js';
 
 /**
  * End-to-end latency of the whole gateway in one process (api, ingest, asr with the real
@@ -463,19 +464,6 @@ export async function until(done: () => boolean, timeoutMs: number): Promise<boo
     await sleep(50);
   }
   return true;
-}
-
-/** Deterministic uniform [0, 1) (xorshift32). */
-function xorshift(seed: number): () => number {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 0x100000000;
-  };
 }
 
 export const TICKS = 100; // USER_HZ: /proc counts CPU time in 1/100 s

@@ -21,11 +21,12 @@ import { openRuntime, pct, sleep, until } from './latency.bench.js';
 import type { BenchResult } from './run.js';
 import { benchRun } from './support/bench-env.js';
 import { dropNamespace } from './support/namespace.js';
+import { xorshift } from './support/stats.js';
 
 /**
  * Webhook delivery on the real Kafka broker and schema registry (a namespace of the run's own).
  *
- *   npm run bench -- webhooks [--messages 3000] [--calls 1,10] [--no-latency]
+ *   npm run bench -- webhooks [--messages 3000] [--calls 1,10] [--seed 1] [--no-latency]
  *
  * 1. Throughput, per auth mode: `--messages` utterance events (100 calls) are written to
  *    earshot.utterances.v1 first; then a webhooks app (fresh group) starts and drains them to
@@ -40,6 +41,8 @@ interface Options {
   readonly messages: number;
   readonly calls: readonly number[];
   readonly latency: boolean;
+  /** Seeds the calls' start offsets, as in the latency bench: the same seed, the same bursts. */
+  readonly seed: number;
 }
 
 function parse(args: readonly string[]): Options {
@@ -51,7 +54,9 @@ function parse(args: readonly string[]): Options {
   if (!Number.isInteger(messages) || messages < 100) throw new Error('--messages: a whole number, at least 100');
   const calls = (value('calls') ?? '1,10').split(',').map(Number);
   if (calls.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--calls: a comma-separated list of positive integers');
-  return { messages, calls, latency: !args.includes('--no-latency') };
+  const seed = Number(value('seed') ?? 1);
+  if (!Number.isInteger(seed)) throw new Error('--seed: a whole number');
+  return { messages, calls, latency: !args.includes('--no-latency'), seed };
 }
 
 const progress = (line: string) => console.error(`webhooks: ${line}`);
@@ -229,9 +234,10 @@ async function latency(
   for (const n of o.calls) {
     progress(`latency: ${n} call(s) at real time...`);
     const frames = Math.ceil(Math.max(audio.customer.length, audio.agent.length) / 160);
+    const random = xorshift(o.seed);
     const plans = Array.from({ length: n }, () => ({
       callSid: newCallSid(),
-      delay: Math.random() * 2000,
+      delay: random() * 2000,
       sent: { inbound: new Float64Array(frames), outbound: new Float64Array(frames) },
     }));
     await Promise.all(
@@ -293,7 +299,7 @@ async function latency(
     await sleep(2000);
   }
   notes.push(
-    `Latency: ingest + api + asr (${asr.describe}, EARSHOT_ASR_MAX_QUEUE ${config.EARSHOT_ASR_MAX_QUEUE}) + webhooks in this process on real Kafka (otherwise production settings); each call is the corpus call (${Math.round(corpus.call.durationMs / 1000)} s, ${perCall} scripted utterances), real time, starts staggered 0-2 s, one warm-up call first. It includes the endpointing silence (EARSHOT_ASR_MIN_SILENCE_MS, 400 ms by default) and Moonshine; the webhook hop (asr's occurredAtMs → the receiver has it: produce, the webhooks consumer's fetch, the HTTPS POST) is shown apart, since recognition dominates and suffers most from a busy machine.`,
+    `Latency: ingest + api + asr (${asr.describe}, EARSHOT_ASR_MAX_QUEUE ${config.EARSHOT_ASR_MAX_QUEUE}) + webhooks in this process on real Kafka (otherwise production settings); each call is the corpus call (${Math.round(corpus.call.durationMs / 1000)} s, ${perCall} scripted utterances), real time, starts staggered 0-2 s (seed ${o.seed}, as in the latency bench: the p95 at 10 calls depends on how many turns end together), one warm-up call first. It includes the endpointing silence (EARSHOT_ASR_MIN_SILENCE_MS, 400 ms by default) and Moonshine; the webhook hop (asr's occurredAtMs → the receiver has it: produce, the webhooks consumer's fetch, the HTTPS POST) is shown apart, since recognition dominates and suffers most from a busy machine.`,
   );
 }
 

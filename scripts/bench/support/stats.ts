@@ -138,3 +138,16 @@ export class ForeignCpu {
     return this.pids.reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0);
   }
 }
+
+/** Deterministic uniform [0, 1) (xorshift32). */
+export function xorshift(seed: number): () => number {
+  let s = (seed * 2654435761) >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 0x100000000;
+  };
+}
