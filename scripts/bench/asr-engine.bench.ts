@@ -126,7 +126,7 @@ export async function run(args: string[]): Promise<BenchResult> {
         : []),
       ...(speculation
         ? [
-            `speculative decodes: ${speculation.started} started, ${speculation.promoted} confirmed, ${speculation.cancelled} cancelled before running, ${speculation.ranUnconfirmed} run and thrown away (wasted model time)`,
+            `speculative decodes: ${speculation.started} started, ${speculation.promoted} confirmed, ${speculation.cancelled} cancelled before running, ${speculation.ranUnconfirmed} run and thrown away (wasted model time; ${speculation.aborted} of them stopped early when their pause ended in speech)`,
           ]
         : []),
       `RSS after the run: ${Math.round(rss)} MiB (one VAD session + ${workers} Moonshine worker(s))`,

@@ -289,7 +289,7 @@ export async function run(args: string[]): Promise<BenchResult> {
       ),
       ...(speculation
         ? [
-            `Speculative decodes over the run (warm-up included): ${speculation.started} started, ${speculation.promoted} confirmed, ${speculation.cancelled} cancelled before running, ${speculation.ranUnconfirmed} run and thrown away (wasted model time).`,
+            `Speculative decodes over the run (warm-up included): ${speculation.started} started, ${speculation.promoted} confirmed, ${speculation.cancelled} cancelled before running, ${speculation.ranUnconfirmed} run and thrown away (wasted model time; ${speculation.aborted} of them stopped early when their pause ended in speech).`,
           ]
         : []),
       ...(vadCounts && vadCounts.runs > 0

@@ -241,6 +241,32 @@ t.test('confirmed decodes go before speculative ones; a queued speculation can b
   t.match(pool.stats().speculation, { started: 3, promoted: 1, cancelled: 1, ranUnconfirmed: 1 }, 'one ran without being confirmed');
 });
 
+t.test('a running speculation that is cancelled stops at its next decoder step and frees the worker', async (t) => {
+  const pool = new RecognizerPool({ encoderPath: models.encoder, decoderPath: models.decoder, workers: 1, maxQueue: 4 });
+  t.teardown(() => pool.close());
+  await pool.ready();
+  // Eight seconds of the agent's speech with a generous token budget: a decode of many steps.
+  const speech = () => mulawToFloat32(read(corpus.call.tracks.agent).subarray(0, 8 * 8000));
+  const full = await pool.recognize(speech(), 60);
+  t.ok(full.tokenIds.length >= 10, `a full decode takes ${full.tokenIds.length} steps`);
+
+  const stopped = pool.speculate(speech(), 60);
+  t.ok(stopped, 'speculation taken');
+  t.match(pool.stats(), { running: 1, speculative: 0 }, 'on the worker at once');
+  stopped?.cancel();
+  await t.rejects(stopped?.result as Promise<unknown>, /cancelled/, 'its result is given up at once');
+  stopped?.promote(); // too late: a cancelled decode stays cancelled
+  const next = await pool.recognize(speech(), 60);
+  t.same(next, full, 'the worker goes on with the next job, same text as before');
+  t.match(pool.stats().speculation, { started: 1, promoted: 0, cancelled: 0, ranUnconfirmed: 1, aborted: 1 }, 'stopped early, not run out');
+
+  const confirmed = pool.speculate(speech(), 60);
+  confirmed?.promote();
+  confirmed?.cancel(); // a promoted decode is needed: cancel leaves it alone
+  t.same(await confirmed?.result, full, 'a promoted speculation runs to its end');
+  t.match(pool.stats().speculation, { started: 2, promoted: 1, aborted: 1 });
+});
+
 t.test('speculative decoding gives the same utterances as decoding at the endpoint', async (t) => {
   const options = { modelsDir: models.dir, endpointing: { trailingPadMs: 200 } };
   const eager = createMoonshineEngine(options);

@@ -128,8 +128,12 @@ export class Moonshine {
     return encoded.last_hidden_state as ort.Tensor;
   }
 
-  /** `audio`: 16 kHz mono float samples of one utterance. */
-  async recognize(audio: Float32Array, maxTokens = maxTokensFor(audio.length / 16000)): Promise<Recognition> {
+  /**
+   * `audio`: 16 kHz mono float samples of one utterance. `signal`, when aborted, stops the
+   * decode at the next model run (a decoder step is ~5 ms): it rejects with the signal's reason.
+   */
+  async recognize(audio: Float32Array, maxTokens = maxTokensFor(audio.length / 16000), signal?: AbortSignal): Promise<Recognition> {
+    signal?.throwIfAborted();
     const hidden = await this.encode(audio);
     const past: Record<string, ort.Tensor> = {};
     const decoder = this.decoder;
@@ -143,6 +147,7 @@ export class Moonshine {
     let token = START;
     let stop: Recognition['stop'] = 'max-tokens';
     for (let step = 0; step < maxTokens; step++) {
+      signal?.throwIfAborted();
       const input_ids = new ort.Tensor('int64', BigInt64Array.of(BigInt(token)), [1, 1]);
       // After step 0 the encoder-side cache never changes: not fetching it saves copying it
       // out of the session on every token (measured ~4 % of a decode).

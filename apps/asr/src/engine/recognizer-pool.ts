@@ -27,6 +27,8 @@ interface Job {
   speculative: boolean;
   /** Taken by a worker while still speculative (for the wasted-work count). */
   ranSpeculative?: boolean;
+  /** Cancelled while on a worker: its result is already rejected, the worker told to stop. */
+  cancelled?: boolean;
   resolve(result: Recognition): void;
   reject(error: Error): void;
 }
@@ -34,8 +36,9 @@ interface Job {
 /**
  * A decode handed to the pool. `speculative` ones (an endpoint not yet confirmed) run only
  * when no confirmed job waits; `promote()` turns one into a confirmed job (to the back of the
- * confirmed queue, unless it already runs), `cancel()` drops it if it has not started (a
- * running decode cannot be interrupted; its result is then ignored by the caller).
+ * confirmed queue, unless it already runs), `cancel()` drops it if it has not started, and
+ * stops it at its next decoder step if it has: in a burst of calls, the model time of a pause
+ * that ended in speech goes to the utterances that did end.
  */
 export interface PoolJob {
   readonly result: Promise<Recognition>;
@@ -60,8 +63,11 @@ export class RecognizerPool {
   /** Speculative jobs, first in first out, run only when `queue` is empty. */
   private readonly speculative: Job[] = [];
   private nextId = 1;
-  /** Speculation counters (cumulative): taken, promoted, cancelled while queued, run and never promoted. */
-  private readonly speculation = { started: 0, promoted: 0, cancelled: 0, ranUnconfirmed: 0 };
+  /**
+   * Speculation counters (cumulative): taken, promoted, cancelled while queued, run and never
+   * promoted, and of those, stopped by `cancel()` before their end.
+   */
+  private readonly speculation = { started: 0, promoted: 0, cancelled: 0, ranUnconfirmed: 0, aborted: 0 };
   private closed = false;
   private fatal: Error | undefined;
 
@@ -100,7 +106,7 @@ export class RecognizerPool {
     return {
       result,
       promote: () => {
-        if (!queued.speculative) return;
+        if (!queued.speculative || queued.cancelled) return;
         queued.speculative = false;
         this.speculation.promoted++;
         if (queued.ranSpeculative) this.speculation.ranUnconfirmed--; // counted when it ran; it was not wasted
@@ -111,11 +117,19 @@ export class RecognizerPool {
         this.dispatch();
       },
       cancel: () => {
+        if (!queued.speculative || queued.cancelled) return; // promoted ones are needed
         const at = this.speculative.indexOf(queued);
-        if (at < 0) return;
-        this.speculative.splice(at, 1);
-        this.speculation.cancelled++;
+        if (at >= 0) {
+          this.speculative.splice(at, 1);
+          this.speculation.cancelled++;
+          queued.reject(new Error('speculative decode cancelled'));
+          return;
+        }
+        const slot = this.slots.find((s) => s.job === queued);
+        if (!slot) return; // answered already
+        queued.cancelled = true;
         queued.reject(new Error('speculative decode cancelled'));
+        slot.worker.postMessage({ abort: slot.jobId });
       },
     };
   }
@@ -190,20 +204,25 @@ export class RecognizerPool {
     });
     worker.unref();
     const slot: Slot = { worker, job: undefined, jobId: 0 };
-    worker.on('message', (message: { id?: number; ok?: boolean; result?: Recognition; message?: string; fatal?: string }) => {
-      if (message.fatal) {
-        // The model cannot load: every job would fail the same way, so fail fast from now on.
-        this.fatal = new EarshotError('EARSHOT_INFRA_PREREQUISITE_MISSING', `speech model failed to load: ${message.fatal}`);
-        for (const job of [...this.queue.splice(0), ...this.speculative.splice(0)]) job.reject(this.fatal);
-      }
-      if (message.id === undefined || message.id !== slot.jobId || !slot.job) return;
-      const job = slot.job;
-      slot.job = undefined;
-      worker.unref();
-      if (message.ok) job.resolve(message.result as Recognition);
-      else job.reject(new Error(`speech model: ${message.message}`));
-      this.dispatch();
-    });
+    worker.on(
+      'message',
+      (message: { id?: number; ok?: boolean; result?: Recognition; message?: string; fatal?: string; aborted?: boolean }) => {
+        if (message.fatal) {
+          // The model cannot load: every job would fail the same way, so fail fast from now on.
+          this.fatal = new EarshotError('EARSHOT_INFRA_PREREQUISITE_MISSING', `speech model failed to load: ${message.fatal}`);
+          for (const job of [...this.queue.splice(0), ...this.speculative.splice(0)]) job.reject(this.fatal);
+        }
+        if (message.id === undefined || message.id !== slot.jobId || !slot.job) return;
+        const job = slot.job;
+        slot.job = undefined;
+        worker.unref();
+        if (job.cancelled) {
+          if (message.aborted) this.speculation.aborted++; // else it ended before the abort reached it
+        } else if (message.ok) job.resolve(message.result as Recognition);
+        else job.reject(new Error(`speech model: ${message.message}`));
+        this.dispatch();
+      },
+    );
     const lost = (why: string) => {
       const index = this.slots.indexOf(slot);
       if (index >= 0) this.slots.splice(index, 1);

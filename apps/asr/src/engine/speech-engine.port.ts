@@ -141,13 +141,15 @@ export interface EngineStats {
   readonly speculative?: number;
   /**
    * Cumulative: speculative decodes taken, promoted (endpoint confirmed), cancelled before a
-   * worker took them, and run without ever being confirmed (wasted model time).
+   * worker took them, run without ever being confirmed (wasted model time), and of those,
+   * stopped on a worker when their pause ended in speech (the rest of their decode saved).
    */
   readonly speculation?: {
     readonly started: number;
     readonly promoted: number;
     readonly cancelled: number;
     readonly ranUnconfirmed: number;
+    readonly aborted: number;
   };
   /** Cumulative: VAD windows and the batched runs they took (mean batch = windows / runs). */
   readonly vad?: { readonly windows: number; readonly runs: number };
