@@ -84,7 +84,10 @@ export const configSchema = z
       .string()
       .min(1)
       .default(join(homedir(), '.cache', 'earshot', 'models')),
-    EARSHOT_ASR_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
+    // Model worker threads: each loads its own Moonshine (~250 MiB, ~2 s of CPU at start). Default
+    // 2: on this 2-core machine 25 calls held in 3 of 4 runs with two, in 1 of 3 with one
+    // (docs/benchmarks.md, change 11). `npm test` runs its apps with 1 (apps/cli/src/commands/test.command.ts).
+    EARSHOT_ASR_WORKERS: z.coerce.number().int().min(1).max(64).default(2),
     EARSHOT_ASR_MAX_QUEUE: z.coerce.number().int().min(1).max(10_000).default(64),
     // Endpointing (issue 8), for `earshot start` and `earshot transcribe` alike; unset = the
     // engine's defaults (apps/asr/src/engine/endpointer.ts: 400 ms silence, 200 ms of made silence after the speech).

@@ -267,6 +267,19 @@ t.test('a running speculation that is cancelled stops at its next decoder step a
   t.match(pool.stats().speculation, { started: 2, promoted: 1, aborted: 1 });
 });
 
+t.test('two workers: ready() loads both models, and utterances that end together are decoded side by side', async (t) => {
+  const pool = new RecognizerPool({ encoderPath: models.encoder, decoderPath: models.decoder, workers: 2, maxQueue: 64 });
+  t.teardown(() => pool.close());
+  await pool.ready();
+  t.match(pool.stats(), { workers: 2, running: 0 }, 'both loaded before the first call');
+  const speech = () => mulawToFloat32(read(corpus.call.tracks.agent).subarray(0, 4 * 8000));
+  const alone = await pool.recognize(speech(), 40);
+  const burst = [pool.recognize(speech(), 40), pool.recognize(speech(), 40), pool.recognize(speech(), 40)];
+  t.match(pool.stats(), { workers: 2, running: 2, queued: 1 }, 'two run at once, the third waits');
+  const texts = new Set((await Promise.all(burst)).map((r) => r.text));
+  t.same([...texts], [alone.text], 'same text on either worker');
+});
+
 t.test('speculative decoding gives the same utterances as decoding at the endpoint', async (t) => {
   const options = { modelsDir: models.dir, endpointing: { trailingPadMs: 200 } };
   const eager = createMoonshineEngine(options);

@@ -62,6 +62,10 @@ export async function testCommand(argv: string[], loadConfig: () => Config): Pro
   const tap = spawnSync(bin('tap'), ['--reporter=./test/support/reporter.mjs', '--jobs=2', '--timeout=300', ...files], {
     cwd: ROOT,
     stdio: 'inherit',
+    // One model worker per asr the tests start (the product default is 2): two test files run
+    // at once on this 2-core machine, and a second model costs ~2 s of CPU at each of the
+    // suite's many asr starts. The two-worker pool has its own test (engine.int.test.ts).
+    env: { ...process.env, EARSHOT_ASR_WORKERS: process.env.EARSHOT_ASR_WORKERS ?? '1' },
   });
   if (!values['keep-infra'] && ours.length > 0) await infra.down((line) => console.log(`infra: ${line}`), ours);
   return tap.status ?? 1;
