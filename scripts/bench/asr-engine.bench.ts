@@ -8,6 +8,7 @@ import { mulawToFloat32 } from '../../apps/shared/src/audio/mulaw.js';
 import { type CorpusTrack, generateTestAudio } from '../test-audio/corpus.js';
 import { pooledWer } from '../test-audio/wer.js';
 import type { BenchResult } from './run.js';
+import { describeSpeculation } from './support/stats.js';
 
 /**
  * The speech engine on the generated corpus (scripts/test-audio):
@@ -124,11 +125,7 @@ export async function run(args: string[]): Promise<BenchResult> {
       ...(refusedPushes > 0
         ? [`${refusedPushes} pushes refused by a full model queue (their utterances lost): the model could not keep up`]
         : []),
-      ...(speculation
-        ? [
-            `speculative decodes: ${speculation.started} started, ${speculation.promoted} confirmed, ${speculation.cancelled} cancelled before running, ${speculation.ranUnconfirmed} run and thrown away (wasted model time; ${speculation.aborted} of them stopped early when their pause ended in speech)`,
-          ]
-        : []),
+      ...(speculation ? [`speculative decodes: ${describeSpeculation(speculation)}`] : []),
       `RSS after the run: ${Math.round(rss)} MiB (one VAD session + ${workers} Moonshine worker(s))`,
       `corpus: festival ${corpus.voice}, telephone band, 8 kHz mu-law (${corpus.version})`,
     ],

@@ -20,7 +20,7 @@ import { pooledWer } from '../test-audio/wer.js';
 import type { BenchResult } from './run.js';
 import { benchRun } from './support/bench-env.js';
 import { dropNamespace } from './support/namespace.js';
-import { xorshift } from './support/stats.js';
+import { describeSpeculation, xorshift } from './support/stats.js';
 
 /**
  * End-to-end latency of the whole gateway in one process (api, ingest, asr with the real
@@ -287,11 +287,7 @@ export async function run(args: string[]): Promise<BenchResult> {
         (s) =>
           `${s.calls} call(s): step took ${s.wallS.toFixed(0)} s, simulator lag p99 ${s.clientLagP99.toFixed(1)} ms (frame sent after its due time)${s.failures.length ? `; failures: ${s.failures.join('; ')}` : ''}`,
       ),
-      ...(speculation
-        ? [
-            `Speculative decodes over the run (warm-up included): ${speculation.started} started, ${speculation.promoted} confirmed, ${speculation.cancelled} cancelled before running, ${speculation.ranUnconfirmed} run and thrown away (wasted model time; ${speculation.aborted} of them stopped early when their pause ended in speech).`,
-          ]
-        : []),
+      ...(speculation ? [`Speculative decodes over the run (warm-up included): ${describeSpeculation(speculation)}.`] : []),
       ...(vadCounts && vadCounts.runs > 0
         ? [
             `VAD over the run: ${vadCounts.windows} windows in ${vadCounts.runs} batched runs (mean batch ${(vadCounts.windows / vadCounts.runs).toFixed(1)}; npm run bench -- vad gives the CPU per window at each batch size).`,

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import type { EngineStats } from '../../../apps/asr/src/engine/speech-engine.port.js';
 
 /**
  * Measurement helpers shared by the benchmarks and their child processes: a fixed-bucket
@@ -150,4 +151,9 @@ export function xorshift(seed: number): () => number {
     s >>>= 0;
     return s / 0x100000000;
   };
+}
+
+/** The engine's speculation counters as one sentence (latency and asr-engine benches). */
+export function describeSpeculation(s: NonNullable<EngineStats['speculation']>): string {
+  return `${s.started} started, ${s.promoted} confirmed, ${s.cancelled} cancelled before running, ${s.ranUnconfirmed} run and thrown away (wasted model time; ${s.aborted} of them stopped early when their pause ended in speech)`;
 }

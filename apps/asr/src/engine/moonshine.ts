@@ -130,7 +130,7 @@ export class Moonshine {
 
   /**
    * `audio`: 16 kHz mono float samples of one utterance. `signal`, when aborted, stops the
-   * decode at the next model run (a decoder step is ~5 ms): it rejects with the signal's reason.
+   * decode at the next model run (a later decoder step is ~4 ms): it rejects with the signal's reason.
    */
   async recognize(audio: Float32Array, maxTokens = maxTokensFor(audio.length / 16000), signal?: AbortSignal): Promise<Recognition> {
     signal?.throwIfAborted();
