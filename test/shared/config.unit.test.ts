@@ -38,6 +38,12 @@ t.test('a bad value is refused naming the variable and the value', async (t) => 
   t.match(fails({ EARSHOT_SCHEMA_REGISTRY_URL: 'not a url' }), /EARSHOT_SCHEMA_REGISTRY_URL/);
 });
 
+t.test('model workers: 2 by default, 1-64 accepted, anything else refused by name', async (t) => {
+  t.equal(loadEarshotConfig({ env: {} }).EARSHOT_ASR_WORKERS, 2);
+  t.equal(loadEarshotConfig({ env: { EARSHOT_ASR_WORKERS: '1' } }).EARSHOT_ASR_WORKERS, 1);
+  for (const bad of ['0', '65', '1.5', 'two']) t.match(fails({ EARSHOT_ASR_WORKERS: bad }), /EARSHOT_ASR_WORKERS/, bad);
+});
+
 t.test('every problem is reported at once', async (t) => {
   const message = fails({ EARSHOT_MODE: 'x', EARSHOT_LOG_LEVEL: 'loud' });
   t.match(message, /EARSHOT_MODE/);
