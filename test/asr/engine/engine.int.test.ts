@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { DEFAULT_ENDPOINTING } from '../../../apps/asr/src/engine/endpointer.js';
 import { defaultModelsDir, ensureModels, type ModelPaths } from '../../../apps/asr/src/engine/model-files.js';
@@ -278,6 +279,25 @@ t.test('two workers: ready() loads both models, and utterances that end together
   t.match(pool.stats(), { workers: 2, running: 2, queued: 1 }, 'two run at once, the third waits');
   const texts = new Set((await Promise.all(burst)).map((r) => r.text));
   t.same([...texts], [alone.text], 'same text on either worker');
+});
+
+t.test('ready() also settles for workers a job started first: loaded resolves, a failed load rejects', async (t) => {
+  // Bounded, so a regression fails here with a message instead of hanging the file.
+  const settled = <T>(p: Promise<T>) =>
+    Promise.race([
+      p,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('ready() did not settle in 60 s')), 60_000).unref()),
+    ]);
+  const pool = new RecognizerPool({ encoderPath: models.encoder, decoderPath: models.decoder, workers: 1 });
+  t.teardown(() => pool.close());
+  t.ok(await pool.recognize(new Float32Array(4000), 8), 'the job spawned the worker and it answered');
+  await settled(pool.ready());
+  t.match(pool.stats(), { workers: 1 }, 'no second worker spawned for it');
+
+  const missing = new RecognizerPool({ encoderPath: join(models.dir, 'no-such-encoder.onnx'), decoderPath: models.decoder, workers: 1 });
+  t.teardown(() => missing.close());
+  await t.rejects(missing.recognize(new Float32Array(4000), 8), /no-such-encoder/, 'the job that started the worker fails with the cause');
+  await t.rejects(settled(missing.ready()), /no-such-encoder/, 'the load failure, not a hang');
 });
 
 t.test('speculative decoding gives the same utterances as decoding at the endpoint', async (t) => {

@@ -50,6 +50,8 @@ interface Slot {
   worker: Worker;
   job: Job | undefined;
   jobId: number;
+  /** Settles once the worker has loaded the model (rejects if it cannot, or exits first). */
+  readonly loaded: Promise<void>;
 }
 
 const WORKER_URL = new URL('./moonshine.worker.mjs', import.meta.url);
@@ -141,23 +143,13 @@ export class RecognizerPool {
     });
   }
 
-  /** Starts the workers and resolves once each has loaded the model. */
+  /**
+   * Starts the workers and resolves once each has loaded the model. Workers a job started
+   * earlier count too: their load is remembered from spawn, not listened for from here.
+   */
   async ready(): Promise<void> {
     while (this.slots.length < this.size) this.spawn();
-    await Promise.all(
-      this.slots.map(
-        (slot) =>
-          new Promise<void>((resolve, reject) => {
-            const onMessage = (message: { ready?: boolean; fatal?: string }) => {
-              if (message.ready) resolve();
-              else if (message.fatal) reject(new Error(message.fatal));
-              else return;
-              slot.worker.off('message', onMessage);
-            };
-            slot.worker.on('message', onMessage);
-          }),
-      ),
-    );
+    await Promise.all(this.slots.map((slot) => slot.loaded));
   }
 
   stats(): EngineStats {
@@ -203,11 +195,28 @@ export class RecognizerPool {
       },
     });
     worker.unref();
-    const slot: Slot = { worker, job: undefined, jobId: 0 };
+    let loadedOk = (): void => undefined;
+    let loadFailed = (_error: Error): void => undefined;
+    const loaded = new Promise<void>((resolve, reject) => {
+      loadedOk = resolve;
+      loadFailed = reject;
+    });
+    loaded.catch(() => undefined); // only ready() awaits it; jobs learn of a failure on their own
+    const slot: Slot = { worker, job: undefined, jobId: 0, loaded };
     worker.on(
       'message',
-      (message: { id?: number; ok?: boolean; result?: Recognition; message?: string; fatal?: string; aborted?: boolean }) => {
+      (message: {
+        id?: number;
+        ok?: boolean;
+        result?: Recognition;
+        message?: string;
+        fatal?: string;
+        aborted?: boolean;
+        ready?: boolean;
+      }) => {
+        if (message.ready) loadedOk();
         if (message.fatal) {
+          loadFailed(new Error(message.fatal));
           // The model cannot load: every job would fail the same way, so fail fast from now on.
           this.fatal = new EarshotError('EARSHOT_INFRA_PREREQUISITE_MISSING', `speech model failed to load: ${message.fatal}`);
           for (const job of [...this.queue.splice(0), ...this.speculative.splice(0)]) job.reject(this.fatal);
@@ -224,6 +233,7 @@ export class RecognizerPool {
       },
     );
     const lost = (why: string) => {
+      loadFailed(new Error(`speech model worker ${why}`)); // no effect once loaded
       const index = this.slots.indexOf(slot);
       if (index >= 0) this.slots.splice(index, 1);
       slot.job?.reject(new Error(`speech model worker ${why}`));
