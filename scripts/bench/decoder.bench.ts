@@ -23,22 +23,35 @@ export async function run(args: string[]): Promise<BenchResult> {
   const rounds = Number(args[args.indexOf('--rounds') + 1] ?? 3) || 3;
   const models = await ensureModels(process.env.EARSHOT_MODELS_DIR ?? defaultModelsDir());
   const corpus = generateTestAudio();
-  const variants: { name: string; decoder: DecoderVariant; encoder: EncoderVariant }[] = [
+  // The rows before the last keep the declared input shapes (batchOfOne off), as they ran when measured.
+  const variants: { name: string; decoder: DecoderVariant; encoder: EncoderVariant; batchOfOne?: boolean }[] = [
     { name: 'merged, as downloaded: projection dequantized every token', decoder: 'merged', encoder: 'as-shipped' },
     { name: 'merged, constant weights folded at load (disable_quant_qdq)', decoder: 'folded', encoder: 'as-shipped' },
     { name: 'split first/later step, int8 projection', decoder: 'split-int8', encoder: 'as-shipped' },
     { name: 'split int8 + encoder int8 weights signed', decoder: 'split-int8', encoder: 'signed' },
     {
-      name: 'split int8, first-step int8 weights signed + encoder signed (default with VNNI)',
+      name: 'split int8, first-step int8 weights signed + encoder signed (default with VNNI until change 12)',
       decoder: 'split-signed-first',
       encoder: 'signed',
     },
     { name: 'split int8, both steps signed + encoder signed', decoder: 'split-signed', encoder: 'signed' },
     { name: 'split signed first + encoder signed + conv2 in int8', decoder: 'split-signed-first', encoder: 'signed-conv2' },
+    {
+      name: 'split signed first + encoder signed, batch and token sizes fixed at 1 (default)',
+      decoder: 'split-signed-first',
+      encoder: 'signed',
+      batchOfOne: true,
+    },
   ];
   const engines = await Promise.all(
     variants.map((v) =>
-      Moonshine.load({ encoderPath: models.encoder, decoderPath: models.decoder, decoder: v.decoder, encoder: v.encoder }),
+      Moonshine.load({
+        encoderPath: models.encoder,
+        decoderPath: models.decoder,
+        decoder: v.decoder,
+        encoder: v.encoder,
+        batchOfOne: v.batchOfOne ?? false,
+      }),
     ),
   );
   const utterances = (['customer', 'agent'] as const).flatMap((role) => {
@@ -79,6 +92,7 @@ export async function run(args: string[]): Promise<BenchResult> {
     (typeof totals)[number],
     (typeof totals)[number],
   ];
+  const batchOfOne = totals.at(-1) as (typeof totals)[number];
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
   const sameAsFirst = (t: (typeof totals)[number]) => t.texts.filter((text, i) => text === before.texts[i]).length;
   // The decoder's share: recognize() less the encoder run alone.
@@ -110,6 +124,7 @@ export async function run(args: string[]): Promise<BenchResult> {
     notes: [
       `CPU per utterance: split int8 ${(split.cpuMs / decodes).toFixed(0)} ms, ${less(split, folded)} less than folded (${(folded.cpuMs / decodes).toFixed(0)} ms), ${less(split, before)} less than as downloaded (${(before.cpuMs / decodes).toFixed(0)} ms); with the signed encoder ${(signed.cpuMs / decodes).toFixed(0)} ms (${less(signed, split)} less; encoder alone ${(split.encoderCpuMs / decodes).toFixed(1)} → ${(signed.encoderCpuMs / decodes).toFixed(1)} ms)`,
       `decoder weights signed as well: first step ${(firstSigned.cpuMs / decodes).toFixed(0)} ms (${change(firstSigned, signed)} against the encoder's alone), both steps ${(bothSigned.cpuMs / decodes).toFixed(0)} ms (${change(bothSigned, signed)}); decoder alone (recognize() less the encoder run alone) ${decoderMs(signed)} → ${decoderMs(firstSigned)} / ${decoderMs(bothSigned)} ms`,
+      `batch and token sizes fixed at 1 (decoder-graph.ts \`batchOfOne\`, encoder too): ${(batchOfOne.cpuMs / decodes).toFixed(0)} ms per utterance against ${(firstSigned.cpuMs / decodes).toFixed(0)} ms with the shapes as declared (${change(batchOfOne, firstSigned)}); encoder alone ${(firstSigned.encoderCpuMs / decodes).toFixed(1)} → ${(batchOfOne.encoderCpuMs / decodes).toFixed(1)} ms, decoder alone ${decoderMs(firstSigned)} → ${decoderMs(batchOfOne)} ms; same text as with the declared shapes: ${batchOfOne.texts.filter((text, i) => text === firstSigned.texts[i]).length} / ${utterances.length}`,
       `this CPU ${hasInt8DotProduct() ? 'has' : 'lacks'} VNNI: the default here is ${hasInt8DotProduct() ? 'the first-step decoder graph and the encoder signed' : 'split int8 with the encoder as shipped'}`,
       `load average at start ${load.toFixed(1)}, at end ${(loadavg()[0] as number).toFixed(1)} (2 cores): wall times move with it, CPU times much less`,
       'folded: the decoder output projection (tied embedding, uint8 288 × 32768) sat behind a DequantizeLinear that onnxruntime keeps for QDQ-aware providers, so each token dequantized 9.4 M weights (profiled: ~60 % of a step); `session.disable_quant_qdq` lets constant folding do it once at load (+36 MiB per worker)',

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import {
   decodeMessage,
   encodeMessage,
+  fixInputSizes,
   initializerName,
   intAttribute,
   makeNode,
@@ -38,6 +39,8 @@ const { model: MODEL, graph: GRAPH, tensor: TENSOR, dataType: DATA_TYPE } = ONNX
 
 export interface EncoderRewrite {
   readonly signedWeights?: boolean;
+  /** `batch_size` fixed at 1 in the input's declared shape (one utterance per run; protobuf-wire.ts `fixInputSizes`). */
+  readonly batchOfOne?: boolean;
   /** Names of the Conv nodes to run in int8. */
   readonly int8Convs?: readonly string[];
 }
@@ -209,7 +212,8 @@ export function rewriteEncoder(model: Uint8Array, options: EncoderRewrite): Uint
     }
   }
   graphOut.push(...added);
-  return encodeMessage(modelFields.map((f) => (f.no === MODEL.graph ? messageField(MODEL.graph, graphOut) : f)));
+  const final = options.batchOfOne ? fixInputSizes(graphOut, { batch_size: 1 }) : graphOut;
+  return encodeMessage(modelFields.map((f) => (f.no === MODEL.graph ? messageField(MODEL.graph, final) : f)));
 }
 
 /**

@@ -45,12 +45,18 @@ export interface MoonshineOptions {
   readonly decoder?: DecoderVariant;
   /**
    * How the encoder runs (encoder-graph.ts; docs/benchmarks.md "Change 7: the encoder"):
-   * - `as-shipped`: the downloaded graph;
+   * - `as-shipped`: the downloaded graph's nodes and weights;
    * - `signed`: its int8 layers' weights shifted from uint8 to int8 (same numbers, the CPU's
    *   VNNI int8 kernels); the default where the CPU has VNNI (`hasInt8DotProduct`);
    * - `signed-conv2`: also the second conv in int8 (a dynamically quantized input).
    */
   readonly encoder?: EncoderVariant;
+  /**
+   * Declare the batch (and the decoder's new-token) size as 1 in the graphs' inputs, so
+   * onnxruntime folds the shape arithmetic built on them (decoder-graph.ts): same numbers, less
+   * work per run. Default true; false only to benchmark against. Not for `merged`/`folded`.
+   */
+  readonly batchOfOne?: boolean;
 }
 
 export type DecoderVariant = 'split-signed-first' | 'split-signed' | 'split-int8' | 'folded' | 'merged';
@@ -90,6 +96,7 @@ export class Moonshine {
       graphOptimizationLevel: 'all',
     };
     const variant = options.decoder ?? defaultDecoderVariant();
+    const batchOfOne = options.batchOfOne ?? true;
     // The decoder's output projection (the tied embedding, 288 × 32768) is stored as uint8
     // behind a DequantizeLinear that onnxruntime keeps for QDQ-aware providers, so every token
     // dequantized 9.4 M weights again (~60 % of a step, profiled). With QDQ handling off,
@@ -101,6 +108,7 @@ export class Moonshine {
         return { merged: await ort.InferenceSession.create(options.decoderPath, decoderOptions) };
       const split = splitMergedDecoder(await readFile(options.decoderPath), {
         int8Projection: true,
+        batchOfOne,
         signedSteps: variant === 'split-signed' ? ['first', 'later'] : variant === 'split-signed-first' ? ['first'] : [],
       });
       const [first, later] = await Promise.all([
@@ -111,9 +119,10 @@ export class Moonshine {
     };
     const loadEncoder = async (): Promise<ort.InferenceSession> => {
       const encoderVariant = options.encoder ?? defaultEncoderVariant();
-      if (encoderVariant === 'as-shipped') return ort.InferenceSession.create(options.encoderPath, sessionOptions);
+      if (encoderVariant === 'as-shipped' && !batchOfOne) return ort.InferenceSession.create(options.encoderPath, sessionOptions);
       const rewritten = rewriteEncoder(await readFile(options.encoderPath), {
-        signedWeights: true,
+        batchOfOne,
+        signedWeights: encoderVariant !== 'as-shipped',
         int8Convs: encoderVariant === 'signed-conv2' ? ['/conv2/Conv'] : [],
       });
       return ort.InferenceSession.create(rewritten, sessionOptions);

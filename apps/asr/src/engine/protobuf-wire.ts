@@ -111,7 +111,12 @@ export const ONNX = {
   attributeType: { int: 2, ints: 7 },
   tensor: { dims: 1, dataType: 2, floatData: 4, int32Data: 5, name: 8, rawData: 9 },
   dataType: { float: 1, uint8: 2, int8: 3, int64: 7 },
-  valueInfo: { name: 1 },
+  valueInfo: { name: 1, type: 2 },
+  /** TypeProto → its tensor_type; TypeProto.Tensor → shape; TensorShapeProto → dim; Dimension → dim_value / dim_param. */
+  type: { tensor: 1 },
+  tensorType: { elemType: 1, shape: 2 },
+  shape: { dim: 1 },
+  dimension: { value: 1, param: 2 },
 } as const;
 
 export interface OnnxNode {
@@ -158,4 +163,67 @@ export function initializerName(field: WireField, sparse = false): string {
   const fields = decodeMessage(field.data);
   const tensor = sparse ? decodeMessage(fields.find((x) => x.no === 1)?.data ?? new Uint8Array()) : fields;
   return strings(tensor, ONNX.tensor.name)[0] ?? '';
+}
+
+/** A dimension of a declared shape: a size, or the name of a size known only at run time. */
+export type Dim = number | string;
+
+/** The declared shape of a ValueInfoProto's tensor (`[]` when it declares none). */
+export function valueInfoDims(valueInfo: readonly WireField[]): Dim[] {
+  const type = decodeMessage(valueInfo.find((f) => f.no === ONNX.valueInfo.type)?.data ?? new Uint8Array());
+  const tensor = decodeMessage(type.find((f) => f.no === ONNX.type.tensor)?.data ?? new Uint8Array());
+  const shape = tensor.find((f) => f.no === ONNX.tensorType.shape);
+  if (!shape) return [];
+  return decodeMessage(shape.data)
+    .filter((f) => f.no === ONNX.shape.dim)
+    .map((d) => {
+      const dim = decodeMessage(d.data);
+      const value = dim.find((f) => f.no === ONNX.dimension.value);
+      if (value) return readVarint(value.data);
+      const param = dim.find((f) => f.no === ONNX.dimension.param);
+      return param ? str(param) : '';
+    });
+}
+
+function readVarint(bytes: Uint8Array): number {
+  let value = 0;
+  let scale = 1;
+  for (const byte of bytes) {
+    value += (byte & 0x7f) * scale;
+    scale *= 128;
+  }
+  return value;
+}
+
+/**
+ * A graph's fields with the named run-time sizes of its inputs fixed (`{ batch_size: 1 }`): an
+ * input dimension declared as `dim_param` "batch_size" becomes `dim_value` 1. onnxruntime then
+ * knows those sizes when it optimizes, and folds the shape arithmetic that depended on them
+ * (Shape → Gather → Unsqueeze → Concat chains feeding every Reshape) into constants. The nodes
+ * compute the same numbers; an input of another size is refused at run time.
+ */
+export function fixInputSizes(graph: readonly WireField[], sizes: Readonly<Record<string, number>>): WireField[] {
+  return graph.map((f) => {
+    if (f.no !== ONNX.graph.input) return f;
+    const valueInfo = decodeMessage(f.data);
+    const dims = valueInfoDims(valueInfo);
+    if (!dims.some((d) => typeof d === 'string' && sizes[d] !== undefined)) return f;
+    const fixed = dims.map((d) => (typeof d === 'string' && sizes[d] !== undefined ? sizes[d] : d));
+    const type = decodeMessage(valueInfo.find((x) => x.no === ONNX.valueInfo.type)?.data ?? new Uint8Array());
+    const shape = messageField(
+      ONNX.tensorType.shape,
+      fixed.map((d) =>
+        messageField(ONNX.shape.dim, [typeof d === 'number' ? varintField(ONNX.dimension.value, d) : stringField(ONNX.dimension.param, d)]),
+      ),
+    );
+    const retyped = type.map((t) =>
+      t.no === ONNX.type.tensor
+        ? messageField(ONNX.type.tensor, [...decodeMessage(t.data).filter((x) => x.no !== ONNX.tensorType.shape), shape])
+        : t,
+    );
+    return messageField(
+      ONNX.graph.input,
+      valueInfo.map((x) => (x.no === ONNX.valueInfo.type ? messageField(ONNX.valueInfo.type, retyped) : x)),
+    );
+  });
 }
