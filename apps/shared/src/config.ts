@@ -85,7 +85,7 @@ export const configSchema = z
       .min(1)
       .default(join(homedir(), '.cache', 'earshot', 'models')),
     // Model worker threads: each loads its own Moonshine (~250 MiB, ~2 s of CPU at start). Default
-    // 2: on this 2-core machine 25 calls held in 3 of 4 runs with two, in 1 of 3 with one
+    // 2: on this 2-core machine 25 calls held in 5 of 6 runs with two, in 1 of 3 with one
     // (docs/benchmarks.md, change 11). `npm test` runs its apps with 1 (apps/cli/src/commands/test.command.ts).
     EARSHOT_ASR_WORKERS: z.coerce.number().int().min(1).max(64).default(2),
     EARSHOT_ASR_MAX_QUEUE: z.coerce.number().int().min(1).max(10_000).default(64),
