@@ -13,6 +13,7 @@ import {
   stringField,
   strings,
   varintField,
+  varints,
   type WireField,
 } from './protobuf-wire.js';
 
@@ -71,22 +72,6 @@ function tensorValues(fields: readonly WireField[]): { dataType: number; values:
     for (const f of fields.filter((x) => x.no === TENSOR.int32Data)) values.push(...varints(f.data));
   }
   return { dataType, values };
-}
-
-function varints(data: Uint8Array): number[] {
-  const out: number[] = [];
-  let value = 0n;
-  let shift = 0n;
-  for (const byte of data) {
-    value |= BigInt(byte & 0x7f) << shift;
-    shift += 7n;
-    if (byte < 0x80) {
-      out.push(Number(BigInt.asIntN(32, value))); // negative int32 values are sign-extended to 64 bits
-      value = 0n;
-      shift = 0n;
-    }
-  }
-  return out;
 }
 
 /** A TensorProto with `dims` and raw little-endian bytes. */

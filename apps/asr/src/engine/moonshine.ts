@@ -53,8 +53,9 @@ export interface MoonshineOptions {
   readonly encoder?: EncoderVariant;
   /**
    * Declare the batch (and the decoder's new-token) size as 1 in the graphs' inputs, so
-   * onnxruntime folds the shape arithmetic built on them (decoder-graph.ts): same numbers, less
-   * work per run. Default true; false only to benchmark against. Not for `merged`/`folded`.
+   * onnxruntime folds the shape arithmetic built on them (decoder-graph.ts): less work per run,
+   * the same tokens on the corpus call (logits move in their last bits). Default true; false
+   * only to benchmark against. The `merged` and `folded` decoders are not rewritten.
    */
   readonly batchOfOne?: boolean;
 }

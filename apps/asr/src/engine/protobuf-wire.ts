@@ -179,20 +179,30 @@ export function valueInfoDims(valueInfo: readonly WireField[]): Dim[] {
     .map((d) => {
       const dim = decodeMessage(d.data);
       const value = dim.find((f) => f.no === ONNX.dimension.value);
-      if (value) return readVarint(value.data);
+      if (value) return varints(value.data)[0] as number;
       const param = dim.find((f) => f.no === ONNX.dimension.param);
       return param ? str(param) : '';
     });
 }
 
-function readVarint(bytes: Uint8Array): number {
-  let value = 0;
-  let scale = 1;
-  for (const byte of bytes) {
-    value += (byte & 0x7f) * scale;
-    scale *= 128;
+/**
+ * The varints in `data` (a varint field's payload, or a packed repeated field), read as int32:
+ * a negative int32 is stored sign-extended to 64 bits. Enough for dims and int32_data.
+ */
+export function varints(data: Uint8Array): number[] {
+  const out: number[] = [];
+  let value = 0n;
+  let shift = 0n;
+  for (const byte of data) {
+    value |= BigInt(byte & 0x7f) << shift;
+    shift += 7n;
+    if (byte < 0x80) {
+      out.push(Number(BigInt.asIntN(32, value)));
+      value = 0n;
+      shift = 0n;
+    }
   }
-  return value;
+  return out;
 }
 
 /**
@@ -200,7 +210,8 @@ function readVarint(bytes: Uint8Array): number {
  * input dimension declared as `dim_param` "batch_size" becomes `dim_value` 1. onnxruntime then
  * knows those sizes when it optimizes, and folds the shape arithmetic that depended on them
  * (Shape → Gather → Unsqueeze → Concat chains feeding every Reshape) into constants. The nodes
- * compute the same numbers; an input of another size is refused at run time.
+ * are the same, but onnxruntime may then fuse some kernels differently, so floats can differ in
+ * their last bits (decoder-graph.ts); an input of another size is refused at run time.
  */
 export function fixInputSizes(graph: readonly WireField[], sizes: Readonly<Record<string, number>>): WireField[] {
   return graph.map((f) => {
