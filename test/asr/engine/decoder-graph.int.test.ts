@@ -318,7 +318,7 @@ t.test('batchOfOne: inputs declare one utterance and one token; the same token a
     steps += before.tokens.length;
   }
   t.ok(steps > 100, `${steps} decoder steps compared`);
-  t.ok(worst > 0 && worst < 0.05, `logits move by at most ${(100 * worst).toFixed(2)} % of their range (declared graphs: the reference)`);
+  t.ok(worst < 0.05, `logits move by at most ${(100 * worst).toFixed(2)} % of their range (declared graphs: the reference)`);
 
   const two = new ort.Tensor('int64', BigInt64Array.of(1n, 1n), [2, 1]);
   const emptyCache = Object.fromEntries(
