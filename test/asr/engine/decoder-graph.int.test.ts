@@ -404,4 +404,32 @@ t.test('a model that is not the merged decoder is refused with a clear error', a
   const models = await ensureModels(process.env.EARSHOT_MODELS_DIR ?? defaultModelsDir());
   t.throws(() => splitMergedDecoder(readFileSync(models.encoder)), /decoder graph: the main graph is not one If node/);
   t.throws(() => splitMergedDecoder(readFileSync(models.decoder).subarray(0, 1000)), /protobuf: field \d+ runs past the end/);
+
+  // An export whose token input names its sizes otherwise: batchOfOne cannot fix them and says so.
+  const renamed = (bytes: Uint8Array) => {
+    const model = decodeMessage(bytes);
+    const graph = decodeMessage(model.find((f) => f.no === ONNX.model.graph)?.data ?? new Uint8Array());
+    const dim = (name: string) => messageField(ONNX.shape.dim, [stringField(ONNX.dimension.param, name)]);
+    const shape = messageField(ONNX.tensorType.shape, [dim('batch'), dim('tokens')]);
+    const retyped = graph.map((f) => {
+      const info = f.no === ONNX.graph.input ? decodeMessage(f.data) : [];
+      if (strings(info, ONNX.valueInfo.name)[0] !== 'input_ids') return f;
+      const type = decodeMessage(info.find((x) => x.no === ONNX.valueInfo.type)?.data ?? new Uint8Array());
+      const tensor = decodeMessage(type.find((x) => x.no === ONNX.type.tensor)?.data ?? new Uint8Array());
+      const newType = messageField(ONNX.valueInfo.type, [
+        messageField(ONNX.type.tensor, [...tensor.filter((x) => x.no !== ONNX.tensorType.shape), shape]),
+      ]);
+      return messageField(
+        ONNX.graph.input,
+        info.map((x) => (x.no === ONNX.valueInfo.type ? newType : x)),
+      );
+    });
+    return encodeMessage(model.map((f) => (f.no === ONNX.model.graph ? messageField(ONNX.model.graph, retyped) : f)));
+  };
+  const odd = renamed(readFileSync(models.decoder));
+  t.ok(splitMergedDecoder(odd, { int8Projection: true }), 'without batchOfOne such an export still splits');
+  t.throws(
+    () => splitMergedDecoder(odd, { int8Projection: true, batchOfOne: true }),
+    /decoder graph: input_ids is \[batch,tokens\] after fixing the batch and token sizes, not \[1,1\]/,
+  );
 });
