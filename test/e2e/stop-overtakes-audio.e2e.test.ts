@@ -57,3 +57,41 @@ t.test('audio received before a stop but written after it is still transcribed',
     'nothing received after the stop was transcribed',
   );
 });
+
+/**
+ * The mirror case: start-streaming is accepted while ingest is still behind (its backlog holds
+ * the customer's first turn, 6.9-11.3 s), so the start lands on the partition before audio
+ * ingest received earlier. SPEC §3.2: audio before the start is never transcribed, whatever
+ * order the two producers' records reach the log in.
+ */
+const START_CALL = 'CA5709000000000000000000000000000b';
+const START_AT_MEDIA_MS = 13_000;
+
+t.test('audio received before a start but written after it is not transcribed', async (t) => {
+  const corpus = generateTestAudio();
+  const { runtime, utterances, sessions } = await startRealAsr(t, { EARSHOT_TOPIC_PARTITIONS: '1' });
+  const t0 = Date.now() - 60_000;
+  const { record } = callEventMaker('st-');
+  const event = (occurredAtMs: number, payload: CallEventPayload) => record(START_CALL, occurredAtMs, payload);
+  const audio = readFileSync(corpus.call.tracks.customer.mulaw);
+  const chunks = (from: number, to: number) => {
+    const out = [];
+    for (let ms = from; ms < to && ms * 8 < audio.length; ms += 100)
+      out.push(event(t0 + ms + 100, audioChunk(ms, audio.subarray(ms * 8, (ms + 100) * 8), { streamSid: 'MZstart', durationMs: 100 })));
+    return out;
+  };
+
+  await runtime.eventLog.produce(TOPICS.callEvents, chunks(0, 5_000)); // the IVR, written in time
+  await runtime.eventLog.produce(TOPICS.callEvents, [event(t0 + START_AT_MEDIA_MS + 50, startCommand({ requestId: 'req-start-late' }))]);
+  await runtime.eventLog.produce(TOPICS.callEvents, chunks(5_000, START_AT_MEDIA_MS)); // ingest's backlog
+  await runtime.eventLog.produce(TOPICS.callEvents, chunks(START_AT_MEDIA_MS, corpus.call.durationMs));
+
+  await waitFor('the last turn', () => utterances.some((u) => /very much/i.test(u.unredactedText ?? u.text ?? '')), 120_000);
+  t.match(sessions[0], { type: 'TranscriptionSessionOpened', data: { requestId: 'req-start-late' } });
+  const got = [...utterances].sort((a, b) => a.startMs - b.startMs);
+  t.ok(
+    got.every((u) => u.startMs >= START_AT_MEDIA_MS),
+    `nothing received before the start was transcribed (starts: ${got.map((u) => u.startMs).join(', ')})`,
+  );
+  t.match(got[0]?.unredactedText ?? got[0]?.text, /last tuesday/i, "the first turn after the start is the customer's second");
+});

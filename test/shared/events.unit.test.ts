@@ -72,6 +72,7 @@ const sessionEvents: SessionEvent[] = [
       start: null,
       commandPartition: 2,
       commandOffset: 10,
+      startRequestedAtMs: 1_764_000_000_000,
     },
   },
   {

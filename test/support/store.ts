@@ -118,6 +118,7 @@ export function sessionOpened(callSid: string, tenantId = 'tenant-a', occurredAt
       start: null,
       commandPartition: 0,
       commandOffset: 0,
+      startRequestedAtMs: occurredAtMs,
     },
   };
 }

@@ -131,6 +131,8 @@ export interface TranscriptionSessionOpened {
   /** Where the start command sits on earshot.call-events.v1 (for restoring sessions after a rebalance). */
   readonly commandPartition: number;
   readonly commandOffset: number;
+  /** The start command's occurredAtMs (0: unknown): audio received before it is not transcribed. */
+  readonly startRequestedAtMs: number;
 }
 
 export interface TranscriptionSessionClosed {

@@ -205,7 +205,7 @@ t.test('a session without audio writes nothing; a restored session is marked inc
   t.same(h.outcomes, ['empty']);
   t.same(await h.store.list(TENANT, CALL), []);
 
-  h.transcriber.restore(h.startData(), 0); // taken over after a crash: earlier audio is not here
+  h.transcriber.restore(h.startData(), 0, 0); // taken over after a crash: earlier audio is not here
   await h.audio('inbound', 5000, noise(100, 13));
   await h.stop();
   t.match(await h.store.list(TENANT, CALL), [{ complete: false, mediaStartMs: 5000, durationMs: 100 }]);
@@ -218,7 +218,7 @@ t.test('a replay of a session already closed and recorded keeps the first, compl
   await h.audio('inbound', 0, whole);
   await h.stop(); // recorded; then the process dies before committing past the stop
   const [first] = await h.store.list(TENANT, CALL);
-  h.transcriber.restore(h.startData(), 0); // the new owner restores the session and replays its tail
+  h.transcriber.restore(h.startData(), 0, 0); // the new owner restores the session and replays its tail
   await h.audio('inbound', 800, whole.subarray(6400));
   await h.stop();
   t.same(h.outcomes, ['written', 'kept']);

@@ -1,9 +1,10 @@
 import t from 'tap';
-import { CallTranscriber, type Emitter } from '../../../apps/asr/src/consumer/call-transcriber.js';
+import { CallTranscriber, type Emitter, type NotTranscribedReason } from '../../../apps/asr/src/consumer/call-transcriber.js';
 import { openSessionsAt } from '../../../apps/asr/src/consumer/restore-sessions.js';
 import { DEFAULT_RULES } from '../../../apps/asr/src/domain/redaction.js';
 import type { CallEventPayload, SessionEvent, TranscriptionStartRequested, UtteranceRecognized } from '../../../apps/shared/src/events.js';
-import { audioChunk, callEventMaker, startCommand, stopCommand, streamEnded, tone } from '../support/call-events.js';
+import { startRequest } from '../../support/fixtures.js';
+import { audioChunk, callEventMaker, startCommand, stopCommand, streamEnded, streamStarted, tone } from '../support/call-events.js';
 import { fakeEngine } from '../support/fake-engine.js';
 
 // Given/when/then over one call: events in, utterance and session events out.
@@ -13,6 +14,7 @@ function harness(words: Record<number, string> = { 16: 'hello there', 32: 'my ca
   const utterances: UtteranceRecognized[] = [];
   const sessions: SessionEvent[] = [];
   const errors: unknown[] = [];
+  const notTranscribed: NotTranscribedReason[] = [];
   const emit: Emitter = {
     utterance: async (e) => {
       utterances.push(e);
@@ -29,16 +31,22 @@ function harness(words: Record<number, string> = { 16: 'hello there', 32: 'my ca
     redactionRules: () => DEFAULT_RULES,
     now: () => clock.ms,
     onError: (e) => errors.push(e),
+    notTranscribed: (reason) => notTranscribed.push(reason),
   });
   let offset = 0;
   const { event } = callEventMaker('e');
-  const send = async (payload: CallEventPayload, at = 0) => {
-    await transcriber.handle(event(CALL, at, payload), offset++);
+  // When each event was created (occurredAtMs): by default the latest time given so far, so
+  // events keep their log order; a test passes an earlier time to make records cross.
+  let latestAt = 0;
+  const send = async (payload: CallEventPayload, at?: number) => {
+    const when = at ?? latestAt;
+    latestAt = Math.max(latestAt, when);
+    await transcriber.handle(event(CALL, when, payload), offset++);
   };
-  const start = (over: Partial<TranscriptionStartRequested> = {}, at = 0) =>
+  const start = (over: Partial<TranscriptionStartRequested> = {}, at?: number) =>
     send(startCommand({ customerId: 'cust-1', customerStreamId: 'stream-c', agentStreamId: 'stream-a', ...over }), at);
   /** 100 ms of speech (byte) or silence (0xff) on a track at media time ms. */
-  const audio = (track: 'inbound' | 'outbound', ms: number, byte: number, streamSid = 'MZ1', at = 0) =>
+  const audio = (track: 'inbound' | 'outbound', ms: number, byte: number, streamSid = 'MZ1', at?: number) =>
     send(audioChunk(ms, tone(byte), { track, streamSid }), at);
   /** Speech from..to ms then silence until `until` on one track. */
   const speak = async (track: 'inbound' | 'outbound', from: number, to: number, until: number, byte = 0x10) => {
@@ -56,6 +64,7 @@ function harness(words: Record<number, string> = { 16: 'hello there', 32: 'my ca
     utterances,
     sessions,
     errors,
+    notTranscribed,
     engine,
     clock,
     send,
@@ -82,6 +91,44 @@ t.test('audio before start-streaming is never transcribed', async (t) => {
     [[2000, 3000, 'hello there']],
     'only speech after the start, timed on the media stream clock',
   );
+});
+
+t.test('audio ingest received before the start is not transcribed, even when it reaches the partition after the start', async (t) => {
+  const h = harness();
+  await h.audio('inbound', 0, 0xff, 'MZ1', 1000); // IVR: received and logged before the start
+  await h.start({}, 2000);
+  // Ingest's backlog: received before the start was accepted (1100-1900), logged after it.
+  for (let ms = 100; ms < 1000; ms += 100) await h.audio('inbound', ms, 0x10, 'MZ1', 1000 + ms);
+  t.equal(h.engine.streams.length, 0, 'no recognizer was even created');
+  await h.speak('inbound', 1000, 2000, 3000); // received after the start (at 2000: the time the start was accepted)
+  await h.transcriber.drain();
+  t.same(
+    h.utterances.map((u) => [u.startMs, u.endMs, u.text]),
+    [[1000, 2000, 'hello there']],
+    'only the audio received from the start on',
+  );
+  t.same(h.notTranscribed, ['not_started', ...Array(9).fill('received_before_start')], 'each skipped chunk counted with why');
+});
+
+t.test('a Twilio stop received before the start closes nothing when it reaches the partition after the start', async (t) => {
+  const h = harness();
+  await h.send(streamStarted('MZ1'), 1000);
+  await h.audio('inbound', 0, 0x10, 'MZ1', 1100);
+  await h.start({}, 2000); // start-streaming after the caller hung up: its record overtakes ingest's stop
+  await h.send(streamEnded('MZ1', 'stopped'), 1500);
+  t.ok(h.transcriber.started, 'the session stays open, as if the stop had come first');
+  t.equal(h.sessions.length, 1);
+  await h.send(stopCommand('req-stop'), 3000);
+  t.notOk(h.transcriber.started, 'stop-streaming closes it (the stream is over: at once)');
+  t.match(h.sessions.at(-1), { type: 'TranscriptionSessionClosed', data: { requestId: 'req-stop', reason: 'stop_requested' } });
+  t.same(h.utterances, [], 'its audio was received before the start');
+
+  const late = harness();
+  await late.start({}, 2000);
+  await late.send(streamStarted('MZ1'), 2100);
+  await late.send(streamEnded('MZ1', 'stopped'), 2000); // received the same ms the start was accepted
+  t.notOk(late.transcriber.started, 'a stop received from the start on ends the session');
+  t.match(late.sessions.at(-1), { type: 'TranscriptionSessionClosed', data: { reason: 'stream_ended' } });
 });
 
 t.test('start opens a session; stop finishes the utterance in progress and reports per-role totals', async (t) => {
@@ -193,19 +240,7 @@ t.test('a replaced stream finishes what was said and continues on the new stream
   await h.send(streamEnded('MZ1', 'replaced'));
   t.equal(h.utterances.length, 1, 'flushed');
   t.ok(h.transcriber.started, 'the session goes on');
-  await h.send({
-    type: 'StreamStarted',
-    data: {
-      streamSid: 'MZ2',
-      accountSid: 'AC1',
-      tracks: ['inbound'],
-      customParameters: {},
-      encoding: 'audio/x-mulaw',
-      sampleRate: 8000,
-      channels: 1,
-      ingestNode: 'n',
-    },
-  });
+  await h.send(streamStarted('MZ2'));
   for (let ms = 0; ms < 1000; ms += 100) await h.audio('inbound', ms, ms < 400 ? 0x10 : 0xff, 'MZ2');
   await h.transcriber.drain();
   t.equal(h.utterances[1]?.utteranceId, `${CALL}:MZ2:inbound:0`);
@@ -238,6 +273,7 @@ t.test('open sessions at a committed offset are those started before it and not 
       start: { requestId: `r${offset}` } as TranscriptionStartRequested,
       commandPartition: partition,
       commandOffset: offset,
+      startRequestedAtMs: offset - 1, // the API accepted it a moment before asr opened it
     },
   });
   const closed = (callSid: string, offset: number): SessionEvent => ({
@@ -268,6 +304,24 @@ t.test('open sessions at a committed offset are those started before it and not 
     ['CA1', 'CA2', 'CA3'],
     'CA1 reopened at 40',
   );
+  t.match(openSessionsAt(events, 1, 25), [{ callSid: 'CA2', openedAtMs: 14, requestedAtMs: 14 }], 'timed by the start command');
+  const old = opened('CA5', 12);
+  const written = { ...old, data: { ...old.data, startRequestedAtMs: 0 } } as SessionEvent; // before the field existed
+  t.match(openSessionsAt([written], 1, 25), [{ openedAtMs: 12, requestedAtMs: 0 }], 'an older record: opened when asr opened it');
+});
+
+t.test('a restored session keeps its start time: backlog audio received before the start stays untranscribed', async (t) => {
+  const h = harness();
+  h.transcriber.restore(startRequest({ customerStreamId: 'stream-c', agentStreamId: 'stream-a' }), 2000, 2000);
+  for (let ms = 0; ms < 500; ms += 100) await h.audio('inbound', ms, 0x10, 'MZ1', 1500 + ms); // received before the start
+  for (let ms = 500; ms < 2500; ms += 100) await h.audio('inbound', ms, ms < 1500 ? 0x10 : 0xff, 'MZ1', 2000 + ms);
+  await h.transcriber.drain();
+  t.same(
+    h.utterances.map((u) => [u.startMs, u.endMs]),
+    [[500, 1500]],
+    'only what ingest received from the start on',
+  );
+  t.same(h.notTranscribed, Array(5).fill('received_before_start'));
 });
 
 t.test('an utterance whose text is ready keeps its audio held until it is written (regression: lost on a crash)', async (t) => {

@@ -54,6 +54,20 @@ export const startCommand = (fields: Partial<TranscriptionStartRequested> = {}):
 
 export const stopCommand = (requestId: string): CallEventPayload => ({ type: 'TranscriptionStopRequested', data: { requestId } });
 
+export const streamStarted = (streamSid: string): CallEventPayload => ({
+  type: 'StreamStarted',
+  data: {
+    streamSid,
+    accountSid: 'AC1',
+    tracks: ['inbound', 'outbound'],
+    customParameters: {},
+    encoding: 'audio/x-mulaw',
+    sampleRate: 8000,
+    channels: 1,
+    ingestNode: 'n',
+  },
+});
+
 export const streamEnded = (streamSid: string, reason: StreamEndReason): CallEventPayload => ({
   type: 'StreamEnded',
   data: { streamSid, reason, detail: null, framesReceived: 0, framesDropped: 0 },

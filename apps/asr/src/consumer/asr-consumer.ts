@@ -7,7 +7,7 @@ import type { Runtime } from '../../../shared/src/runtime.js';
 import { TOPICS } from '../../../shared/src/topics.js';
 import { DEFAULT_RULES } from '../domain/redaction.js';
 import type { SpeechEngine } from '../engine/speech-engine.port.js';
-import { CallTranscriber, type Emitter, type RecordingOutcome } from './call-transcriber.js';
+import { CallTranscriber, type Emitter, type NotTranscribedReason, type RecordingOutcome } from './call-transcriber.js';
 import { restoreOpenSessions } from './restore-sessions.js';
 
 /**
@@ -105,6 +105,7 @@ export async function startAsr(
       metrics.errors.inc({ stage: String(context.stage) });
       log.error({ err: error, ...context }, 'asr.background_failure');
     },
+    notTranscribed: (reason: NotTranscribedReason) => metrics.notTranscribed.inc({ reason }),
     recordings: options.recordings && {
       store: options.recordings,
       maxDurationS: runtime.config.EARSHOT_RECORDINGS_MAX_DURATION_S,
@@ -138,7 +139,7 @@ export async function startAsr(
         state.committed = committed;
         for (const open of await restoreOpenSessions(eventLog, p, committed)) {
           const transcriber = new CallTranscriber(open.callSid, open.tenantId, p, transcriberDeps);
-          transcriber.restore(open.start, open.openedAtMs);
+          transcriber.restore(open.start, open.openedAtMs, open.requestedAtMs);
           const entry = newEntry(transcriber);
           // If the call never sends another record (it died with the previous owner), the
           // session is abandoned once the partition's clock is past its opening + the idle time.
@@ -323,6 +324,12 @@ function asrMetrics(runtime: Runtime) {
       name: 'earshot_asr_recordings_total',
       help: 'Session recordings (audioRecordingAllowed) by outcome: written, truncated (past the max duration), empty (no audio), kept (a replay closed an already recorded session); failures count in earshot_asr_errors_total{stage="recording"}',
       labelNames: ['outcome'],
+      registers,
+    }),
+    notTranscribed: new Counter({
+      name: 'earshot_asr_chunks_not_transcribed_total',
+      help: 'Audio chunks read but not transcribed: not_started (no session: before start-streaming or after stop), received_before_start (ingest received it before the start was accepted; it reached the log after the start)',
+      labelNames: ['reason'],
       registers,
     }),
     abandoned: new Counter({

@@ -41,6 +41,8 @@ export interface TranscriberDeps {
    * but that reaches the partition after it (see `Stopping`). Default 10 s.
    */
   readonly stopGraceMs?: number;
+  /** Audio that reached the call while it was not transcribed, by why (a metric). */
+  readonly notTranscribed?: (reason: NotTranscribedReason) => void;
   /** Where sessions with `audioRecordingAllowed` keep their audio; absent: nothing is recorded. */
   readonly recordings?: {
     readonly store: RecordingStore;
@@ -48,6 +50,13 @@ export interface TranscriberDeps {
     readonly written?: (outcome: RecordingOutcome) => void;
   };
 }
+
+/**
+ * `not_started`: no session (before start-streaming, or after stop); `received_before_start`: a
+ * session exists, but ingest received the chunk before start-streaming was accepted (it reached
+ * the partition after the start because ingest's producer lagged the API's).
+ */
+export type NotTranscribedReason = 'not_started' | 'received_before_start';
 
 /** `kept`: a restored session closed again after a replay; the recording its first owner wrote stays. */
 export type RecordingOutcome = 'written' | 'truncated' | 'empty' | 'kept';
@@ -78,6 +87,11 @@ interface TrackState {
 interface Session {
   readonly start: TranscriptionStartRequested;
   readonly openedAtMs: number;
+  /**
+   * When the API accepted the start (its command's occurredAtMs; 0 if unknown). Audio ingest
+   * received before it is not transcribed, even if it reaches the partition after the start.
+   */
+  readonly requestedAtMs: number;
   readonly tracks: Map<Track, TrackState>;
   readonly totals: Record<Role, { bytes: number; transcripts: number }>;
   /** The session's audio when `audioRecordingAllowed` (SPEC §6); written when the session closes. */
@@ -125,8 +139,8 @@ export class CallTranscriber {
   }
 
   /** Restores a session that was open at the committed offset (after a rebalance or crash). */
-  restore(start: TranscriptionStartRequested, openedAtMs: number): void {
-    this.session = this.newSession(start, openedAtMs, false);
+  restore(start: TranscriptionStartRequested, openedAtMs: number, requestedAtMs: number): void {
+    this.session = this.newSession(start, openedAtMs, requestedAtMs, false);
     // Whether its stream is still connected is not known here: assume so, so that a replayed
     // stop still waits for audio that may follow it (a dead stream costs the grace period).
     this.streamLive = true;
@@ -172,6 +186,10 @@ export class CallTranscriber {
         this.streamLive = true;
         // Received after the stop: everything ingest had before it is in, so the stop completes.
         if (this.stopping && event.occurredAtMs > this.stopping.occurredAtMs) return this.finishStop();
+        if (this.session && event.occurredAtMs < this.session.requestedAtMs) {
+          this.deps.notTranscribed?.('received_before_start'); // SPEC §3.2: audio before start is never transcribed
+          return;
+        }
         return this.audio(event.data, offset);
       case 'StreamStarted':
         this.streamSid = event.data.streamSid;
@@ -183,7 +201,12 @@ export class CallTranscriber {
         if (this.stopping) return this.finishStop(); // no more audio will come before the stop
         // Twilio said stop (the call is over): close the session. Otherwise (socket lost,
         // stream replaced) only finish what was said: a new stream may continue the call.
-        if (event.data.reason === 'stopped') return this.close('stream_ended', null, event.occurredAtMs, offset);
+        // A stop ingest received before the start was accepted ended the stream before this
+        // session began (the records crossed on their way to the partition): it closes nothing,
+        // as if it had come first.
+        if (event.data.reason === 'stopped' && event.occurredAtMs >= (this.session?.requestedAtMs ?? 0)) {
+          return this.close('stream_ended', null, event.occurredAtMs, offset);
+        }
         return this.flushTracks();
       case 'DtmfReceived':
         return;
@@ -224,7 +247,7 @@ export class CallTranscriber {
 
   private async start(event: CallEvent & { type: 'TranscriptionStartRequested' }, offset: number): Promise<void> {
     if (this.session) return; // already started: the API answered 409; the first start wins
-    this.session = this.newSession(event.data, event.occurredAtMs, true);
+    this.session = this.newSession(event.data, event.occurredAtMs, event.occurredAtMs, true);
     await this.deps.emit.session({
       eventId: nameBasedUuid(`${this.callSid}:opened:${event.data.requestId}`),
       callSid: this.callSid,
@@ -239,15 +262,17 @@ export class CallTranscriber {
         start: event.data,
         commandPartition: this.partition,
         commandOffset: offset,
+        startRequestedAtMs: event.occurredAtMs,
       },
     });
   }
 
-  private newSession(start: TranscriptionStartRequested, openedAtMs: number, fromStart: boolean): Session {
+  private newSession(start: TranscriptionStartRequested, openedAtMs: number, requestedAtMs: number, fromStart: boolean): Session {
     const recordings = this.deps.recordings;
     return {
       start,
       openedAtMs,
+      requestedAtMs,
       tracks: new Map(),
       totals: { customer: { bytes: 0, transcripts: 0 }, agent: { bytes: 0, transcripts: 0 } },
       recording: start.audioRecordingAllowed && recordings ? new SessionRecording(recordings.maxDurationS * RECORDING_SAMPLE_RATE) : null,
@@ -257,7 +282,10 @@ export class CallTranscriber {
 
   private async audio(chunk: AudioChunkReceived, offset: number): Promise<void> {
     const session = this.session;
-    if (!session) return; // before start-streaming, or after stop: never transcribed (nor recorded)
+    if (!session) {
+      this.deps.notTranscribed?.('not_started'); // before start-streaming, or after stop: never transcribed (nor recorded)
+      return;
+    }
     const role = chunk.track === 'inbound' ? session.start.inboundRole : session.start.outboundRole;
     session.recording?.write(role, chunk.streamSid, chunk.timestampMs, chunk.payload);
     let track = session.tracks.get(chunk.track);

@@ -8,6 +8,8 @@ export interface OpenSession {
   readonly tenantId: string;
   readonly start: TranscriptionStartRequested;
   readonly openedAtMs: number;
+  /** The start command's time (0: unknown): audio received before it is not transcribed. */
+  readonly requestedAtMs: number;
 }
 
 /**
@@ -26,7 +28,13 @@ export function openSessionsAt(events: readonly SessionEvent[], partition: numbe
       offset: commandOffset,
       open:
         event.type === 'TranscriptionSessionOpened' && event.data.start
-          ? { callSid: event.callSid, tenantId: event.tenantId, start: event.data.start, openedAtMs: event.occurredAtMs }
+          ? {
+              callSid: event.callSid,
+              tenantId: event.tenantId,
+              start: event.data.start,
+              openedAtMs: event.data.startRequestedAtMs || event.occurredAtMs,
+              requestedAtMs: event.data.startRequestedAtMs,
+            }
           : null,
     });
   }
