@@ -23,19 +23,7 @@ t.test('audio received before a stop but written after it is still transcribed',
   const corpus = generateTestAudio();
   const { runtime, utterances, sessions } = await startRealAsr(t, { EARSHOT_TOPIC_PARTITIONS: '1' });
 
-  // Ingest's clock: the call started at t0; a chunk is received when its last frame is.
-  const t0 = Date.now() - 60_000;
-  const { record } = callEventMaker('ev-');
-  const event = (occurredAtMs: number, payload: CallEventPayload) => record(CALL, occurredAtMs, payload);
-  const audio = readFileSync(corpus.call.tracks.customer.mulaw);
-  // Ingest's 100 ms batches: each says 100 ms, the file's shorter last one too.
-  const chunk = (ms: number) =>
-    event(t0 + ms + 100, audioChunk(ms, audio.subarray(ms * 8, (ms + 100) * 8), { streamSid: 'MZstop', durationMs: 100 }));
-  const chunks = (from: number, to: number) => {
-    const out = [];
-    for (let ms = from; ms < to && ms * 8 < audio.length; ms += 100) out.push(chunk(ms));
-    return out;
-  };
+  const { t0, event, chunks } = customerTrack(CALL, 'MZstop', readFileSync(corpus.call.tracks.customer.mulaw));
 
   await runtime.eventLog.produce(TOPICS.callEvents, [event(t0, startCommand({ requestId: 'req-start' })), ...chunks(0, BACKLOG_FROM_MS)]);
   // The api's stop (requested at 30 s) lands first, then ingest's backlog, then the live stream.
@@ -70,16 +58,7 @@ const START_AT_MEDIA_MS = 13_000;
 t.test('audio received before a start but written after it is not transcribed', async (t) => {
   const corpus = generateTestAudio();
   const { runtime, utterances, sessions } = await startRealAsr(t, { EARSHOT_TOPIC_PARTITIONS: '1' });
-  const t0 = Date.now() - 60_000;
-  const { record } = callEventMaker('st-');
-  const event = (occurredAtMs: number, payload: CallEventPayload) => record(START_CALL, occurredAtMs, payload);
-  const audio = readFileSync(corpus.call.tracks.customer.mulaw);
-  const chunks = (from: number, to: number) => {
-    const out = [];
-    for (let ms = from; ms < to && ms * 8 < audio.length; ms += 100)
-      out.push(event(t0 + ms + 100, audioChunk(ms, audio.subarray(ms * 8, (ms + 100) * 8), { streamSid: 'MZstart', durationMs: 100 })));
-    return out;
-  };
+  const { t0, event, chunks } = customerTrack(START_CALL, 'MZstart', readFileSync(corpus.call.tracks.customer.mulaw));
 
   await runtime.eventLog.produce(TOPICS.callEvents, chunks(0, 5_000)); // the IVR, written in time
   await runtime.eventLog.produce(TOPICS.callEvents, [event(t0 + START_AT_MEDIA_MS + 50, startCommand({ requestId: 'req-start-late' }))]);
@@ -95,3 +74,21 @@ t.test('audio received before a start but written after it is not transcribed', 
   );
   t.match(got[0]?.unredactedText ?? got[0]?.text, /last tuesday/i, "the first turn after the start is the customer's second");
 });
+
+/**
+ * The corpus call's customer track as ingest would write it. Ingest's clock: the call started
+ * at t0; a 100 ms chunk is received when its last frame is (each says 100 ms, the file's shorter
+ * last one too).
+ */
+function customerTrack(callSid: string, streamSid: string, audio: Buffer) {
+  const t0 = Date.now() - 60_000;
+  const { record } = callEventMaker(`${streamSid}-`);
+  const event = (occurredAtMs: number, payload: CallEventPayload) => record(callSid, occurredAtMs, payload);
+  const chunks = (from: number, to: number) => {
+    const out = [];
+    for (let ms = from; ms < to && ms * 8 < audio.length; ms += 100)
+      out.push(event(t0 + ms + 100, audioChunk(ms, audio.subarray(ms * 8, (ms + 100) * 8), { streamSid, durationMs: 100 })));
+    return out;
+  };
+  return { t0, event, chunks };
+}

@@ -13,6 +13,7 @@ import {
   type TrackedCall,
 } from '../../../apps/api/src/domain/call-state.js';
 import type { CallEvent, CallEventPayload } from '../../../apps/shared/src/events.js';
+import { streamStarted as streamStartedPayload } from '../../asr/support/call-events.js';
 import { startRequest } from '../../support/fixtures.js';
 
 /** Given/when/then over the pure call-state projection: no log, no clock. */
@@ -20,20 +21,7 @@ const SID = 'CA00000000000000000000000000000001';
 let n = 0;
 const event = (tenantId: string, payload: CallEventPayload, at = 1000 + n): CallEvent =>
   ({ eventId: `e${++n}`, callSid: SID, tenantId, occurredAtMs: at, ...payload }) as CallEvent;
-const streamStarted = (tenant: string, streamSid = 'MZ1') =>
-  event(tenant, {
-    type: 'StreamStarted',
-    data: {
-      streamSid,
-      accountSid: 'AC1',
-      tracks: ['inbound', 'outbound'],
-      customParameters: {},
-      encoding: 'audio/x-mulaw',
-      sampleRate: 8000,
-      channels: 1,
-      ingestNode: 'n1',
-    },
-  });
+const streamStarted = (tenant: string, streamSid = 'MZ1') => event(tenant, streamStartedPayload(streamSid));
 const streamEnded = (tenant: string, streamSid = 'MZ1') =>
   event(tenant, { type: 'StreamEnded', data: { streamSid, reason: 'stopped', detail: null, framesReceived: 1, framesDropped: 0 } });
 const start = (tenant: string, id = 'c1', at?: number) =>
