@@ -186,11 +186,7 @@ export class CallTranscriber {
         this.streamLive = true;
         // Received after the stop: everything ingest had before it is in, so the stop completes.
         if (this.stopping && event.occurredAtMs > this.stopping.occurredAtMs) return this.finishStop();
-        if (this.session && event.occurredAtMs < this.session.requestedAtMs) {
-          this.deps.notTranscribed?.('received_before_start'); // SPEC §3.2: audio before start is never transcribed
-          return;
-        }
-        return this.audio(event.data, offset);
+        return this.audio(event.data, event.occurredAtMs, offset);
       case 'StreamStarted':
         this.streamSid = event.data.streamSid;
         this.streamLive = true;
@@ -280,10 +276,13 @@ export class CallTranscriber {
     };
   }
 
-  private async audio(chunk: AudioChunkReceived, offset: number): Promise<void> {
+  /** `receivedAtMs`: when ingest received the chunk (its occurredAtMs). */
+  private async audio(chunk: AudioChunkReceived, receivedAtMs: number, offset: number): Promise<void> {
     const session = this.session;
-    if (!session) {
-      this.deps.notTranscribed?.('not_started'); // before start-streaming, or after stop: never transcribed (nor recorded)
+    // SPEC §3.2: audio before start-streaming (or after stop) is never transcribed, nor recorded,
+    // also when ingest received it before the start but it reached the partition after it.
+    if (!session || receivedAtMs < session.requestedAtMs) {
+      this.deps.notTranscribed?.(session ? 'received_before_start' : 'not_started');
       return;
     }
     const role = chunk.track === 'inbound' ? session.start.inboundRole : session.start.outboundRole;
